@@ -1,0 +1,86 @@
+# Dossier — plain Make. `make` builds every process and the CLI; `make run` starts
+# the supervisor on the embedded default; `make test` runs unit and end-to-end tests.
+# SANITIZE=1 builds with AddressSanitizer + UndefinedBehaviorSanitizer into build-san/.
+
+CC      ?= cc
+PKGS    := libczmq libzmq msgpack jansson sqlite3 libh2o-evloop
+CONFIG  ?= config/dossier.cfg
+
+ifeq ($(SANITIZE),1)
+BUILD   := build-san
+OPT     := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else
+BUILD   := build
+OPT     := -O2
+endif
+BIN     := $(BUILD)/bin
+
+CFLAGS  += -std=c11 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra -Werror -MMD -MP \
+           -Icommon -Idomain $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDFLAGS += $(OPT)
+LDLIBS  += -Wl,--as-needed $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lssl -lcrypto -lz -lpthread -lm
+
+# The shared library code: envelope codec, logging, config, ids (common/) and the
+# pure domain (domain/): aggregates, state machines, validation, rules.
+LIB_SRC   := $(wildcard common/*.c domain/*.c)
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+
+# One folder per process. Each folder's main.c is the entry point; its other files
+# are linked into that process and into the unit tests.
+ACTORS    := store handler projector notifier gateway ingest
+PROC_DIRS := broker supervisor cli $(addprefix actors/,$(ACTORS))
+proc_bin   = $(BIN)/$(if $(filter cli,$(1)),dossier,dossier-$(notdir $(1)))
+proc_objs  = $(patsubst %.c,$(BUILD)/%.o,$(wildcard $(1)/*.c))
+PROC_BINS := $(foreach d,$(PROC_DIRS),$(call proc_bin,$(d)))
+# Non-main objects of every process, for unit tests.
+UNIT_DEPS := $(patsubst %.c,$(BUILD)/%.o,$(filter-out %/main.c,$(foreach d,$(PROC_DIRS),$(wildcard $(d)/*.c))))
+
+UNIT_SRC  := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all deps run test unit e2e clean valgrind lint
+all: $(PROC_BINS) $(UNIT_BINS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libdossier.a: $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+define PROC_RULE
+$(call proc_bin,$(1)): $(call proc_objs,$(1)) $(BUILD)/libdossier.a
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+endef
+$(foreach d,$(PROC_DIRS),$(eval $(call PROC_RULE,$(d))))
+
+$(BUILD)/tests/%: tests/unit/%.c $(UNIT_DEPS) $(BUILD)/libdossier.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+deps:
+	@scripts/install-deps.sh
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	DOSSIER_BIN_DIR=$(CURDIR)/$(BIN) exec $(BIN)/dossier-supervisor --config $(CONFIG)
+
+unit: all
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+e2e: all
+	DOSSIER_BIN_DIR=$(CURDIR)/$(BIN) python3 -m pytest -q tests/e2e
+
+test: deps
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory e2e
+
+valgrind: all
+	@set -e; for t in $(UNIT_BINS); do valgrind -q --leak-check=full --error-exitcode=1 $$t; done
+
+clean:
+	rm -rf build build-san
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
