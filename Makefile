@@ -32,8 +32,11 @@ PROC_DIRS := broker supervisor cli $(addprefix actors/,$(ACTORS))
 proc_bin   = $(BIN)/$(if $(filter cli,$(1)),dossier,dossier-$(notdir $(1)))
 proc_objs  = $(patsubst %.c,$(BUILD)/%.o,$(wildcard $(1)/*.c))
 PROC_BINS := $(foreach d,$(PROC_DIRS),$(call proc_bin,$(d)))
-# Non-main objects of every process, for unit tests.
-UNIT_DEPS := $(patsubst %.c,$(BUILD)/%.o,$(filter-out %/main.c,$(foreach d,$(PROC_DIRS),$(wildcard $(d)/*.c))))
+# A unit test tests/unit/test_<module>_*.c links the library plus the non-main
+# objects of the process folder its <module> names (test_store_x -> actors/store).
+test_module = $(word 2,$(subst _, ,$(notdir $(1))))
+module_dir  = $(or $(filter %/$(1),$(PROC_DIRS)),$(if $(filter projection,$(1)),actors/projector),$(filter $(1),$(PROC_DIRS)))
+unit_deps   = $(patsubst %.c,$(BUILD)/%.o,$(filter-out %/main.c,$(foreach d,$(call module_dir,$(call test_module,$(1))),$(wildcard $(d)/*.c))))
 
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -56,9 +59,12 @@ $(call proc_bin,$(1)): $(call proc_objs,$(1)) $(BUILD)/libdossier.a
 endef
 $(foreach d,$(PROC_DIRS),$(eval $(call PROC_RULE,$(d))))
 
-$(BUILD)/tests/%: tests/unit/%.c $(UNIT_DEPS) $(BUILD)/libdossier.a
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+define UNIT_RULE
+$(BUILD)/tests/$(1): tests/unit/$(1).c $(call unit_deps,$(1)) $(BUILD)/libdossier.a
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS) $$(LDFLAGS) -o $$@ $$(filter %.c %.o %.a,$$^) $$(LDLIBS) -lcmocka
+endef
+$(foreach t,$(UNIT_SRC:tests/unit/%.c=%),$(eval $(call UNIT_RULE,$(t))))
 
 deps:
 	@scripts/install-deps.sh

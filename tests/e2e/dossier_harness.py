@@ -1,0 +1,213 @@
+"""Harness for end-to-end tests: starts the real supervisor (which starts every
+process) on a fresh data directory and a free port, waits for readiness by
+asking (never by sleeping a fixed time), and stops everything at the end."""
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BIN_DIR = os.environ.get("DOSSIER_BIN_DIR", os.path.join(ROOT, "build", "bin"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout=30.0, interval=0.05, what="condition"):
+    """Polls predicate until it returns a truthy value; fails with `what` after timeout."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+            if last:
+                return last
+        except (OSError, ValueError, urllib.error.URLError) as e:  # service still starting
+            last = e
+        time.sleep(interval)
+    raise AssertionError("timed out after %.0fs waiting for %s (last: %r)" % (timeout, what, last))
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body)
+
+    def __repr__(self):
+        return "<%d %s>" % (self.status, self.body[:300])
+
+
+class Dossier:
+    """One running Dossier: supervisor + every process, on its own data dir and port."""
+
+    def __init__(self, processes=None, extra_env=None, log_level="info"):
+        self.dir = tempfile.mkdtemp(prefix="dos-", dir="/tmp")   # short: ipc paths have a 107-byte cap
+        self.data = os.path.join(self.dir, "data")
+        self.port = free_port()
+        self.config = os.path.join(self.dir, "dossier.cfg")
+        procs = processes or {"store": 1, "broker": 1, "handler": 2, "projector": 1,
+                              "notifier": 1, "gateway": 1, "ingest": 1}
+        lines = ["dossier",
+                 '    data_dir = "%s"' % self.data,
+                 '    http_addr = "127.0.0.1:%d"' % self.port,
+                 '    log_level = "%s"' % log_level,
+                 '    rules_file = "%s"' % os.path.join(ROOT, "config", "rules.json"),
+                 '    body_limit = "1048576"',
+                 "processes"]
+        lines += ["    %s = %d" % (k, v) for k, v in procs.items()]
+        lines += ["supervisor",
+                  '    backoff_ms = "50"', '    backoff_max_ms = "1000"',
+                  '    intensity = "20"', '    period_s = "30"', '    grace_ms = "5000"']
+        with open(self.config, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        self.env = dict(os.environ, DOSSIER_BIN_DIR=BIN_DIR)
+        self.env.pop("DOSSIER_CONFIG", None)
+        if extra_env:
+            self.env.update(extra_env)
+        self.log_path = os.path.join(self.dir, "dossier.log")
+        self.proc = None
+
+    # -- lifecycle ---------------------------------------------------------
+    def start(self, timeout=30):
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([os.path.join(BIN_DIR, "dossier-supervisor"), "--config", self.config],
+                                     env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        wait_for(lambda: self.get("/ready").status == 200 or self.proc.poll() is not None,
+                 timeout, what="gateway /ready")
+        if self.proc.poll() is not None:
+            raise AssertionError("supervisor exited with %s; log:\n%s" % (self.proc.returncode, self.tail_log()))
+        return self
+
+    def stop(self, timeout=20):
+        """Graceful stop (SIGTERM); returns the supervisor's exit code."""
+        if not self.proc or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self.kill()
+
+    def kill(self):
+        """Last resort: SIGKILL the whole process group."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+        self.log.close()
+
+    def tail_log(self, n=60):
+        with open(self.log_path, "rb") as f:
+            return b"\n".join(f.read().splitlines()[-n:]).decode("utf-8", "replace")
+
+    # -- HTTP --------------------------------------------------------------
+    def request(self, method, path, body=None, headers=None, timeout=30):
+        data = body
+        hdrs = dict(headers or {})
+        if isinstance(body, (dict, list)):
+            data = json.dumps(body).encode()
+            hdrs.setdefault("Content-Type", "application/json")
+        elif isinstance(body, str):
+            data = body.encode()
+        req = urllib.request.Request("http://127.0.0.1:%d%s" % (self.port, path), data=data,
+                                     method=method, headers=hdrs)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return Response(r.status, dict(r.headers), r.read())
+        except urllib.error.HTTPError as e:
+            return Response(e.code, dict(e.headers), e.read())
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.request("POST", path, body, **kw)
+
+    def wait_get(self, path, timeout=30):
+        """GET until 200 (read models are eventually consistent); returns the JSON."""
+        return wait_for(lambda: (lambda r: r.json() if r.status == 200 else None)(self.get(path)),
+                        timeout, what="GET %s" % path)
+
+    def list_all(self, query=""):
+        """Every item of GET /v1/cases with the given filters, following cursors."""
+        items, cursor = [], None
+        while True:
+            q = query + ("&" if query else "") + "limit=500" + ("&cursor=" + cursor if cursor else "")
+            r = self.get("/v1/cases?" + q)
+            assert r.status == 200, r
+            page = r.json()
+            items += page["items"]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return items
+
+    # -- CLI ---------------------------------------------------------------
+    def cli(self, *args, timeout=300, check=False, input=None):
+        r = subprocess.run([os.path.join(BIN_DIR, "dossier"), "--config", self.config] + list(args),
+                           env=self.env, capture_output=True, timeout=timeout, input=input)
+        if check and r.returncode != 0:
+            raise AssertionError("dossier %s -> %d\nstdout: %s\nstderr: %s"
+                                 % (" ".join(args), r.returncode, r.stdout.decode(), r.stderr.decode()[-2000:]))
+        return r
+
+    def status(self):
+        r = self.cli("status", "--json", check=True, timeout=10)
+        return json.loads(r.stdout)["processes"]
+
+    def pids(self, name):
+        return [p["pid"] for p in self.status() if p["name"] == name and p["state"] == "running"]
+
+    # -- direct looks at the files (tests only) -------------------------------
+    def event_count(self):
+        path = os.path.join(self.data, "events.db")
+        if not os.path.exists(path):
+            return 0
+        con = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=10)
+        try:
+            return con.execute("SELECT count(*) FROM events").fetchone()[0]
+        finally:
+            con.close()
+
+    def projector_checkpoint(self):
+        con = sqlite3.connect("file:%s?mode=ro" % os.path.join(self.data, "readmodels.db"), uri=True, timeout=10)
+        try:
+            row = con.execute("SELECT position FROM checkpoint WHERE name = 'projector'").fetchone()
+            return row[0] if row else 0
+        finally:
+            con.close()
+
+    def events_of_type(self, type_):
+        con = sqlite3.connect("file:%s?mode=ro" % os.path.join(self.data, "events.db"), uri=True, timeout=10)
+        try:
+            return [r[0] for r in con.execute("SELECT event_id FROM events WHERE type = ? ORDER BY position", (type_,))]
+        finally:
+            con.close()
+
+
+def dump_read_models(path):
+    """Every read-model table as sorted rows, for comparing a live projection with a rebuild."""
+    con = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=10)
+    try:
+        tables = [r[0] for r in con.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+        return {t: sorted(con.execute("SELECT * FROM %s" % t).fetchall(), key=repr) for t in tables}
+    finally:
+        con.close()
