@@ -195,3 +195,20 @@ def test_notifications_relayed_with_event_ids(dossier, kyc_record):
     assert len(mine) == 1
     assert mine[0]["template_id"] == "kyc_case_opened"
     assert mine[0]["rule_id"] == "NTF-KYC-CREATED"
+
+
+def test_logs_are_json_lines_without_personal_data(dossier, kyc_record):
+    rec = copy.deepcopy(kyc_record)
+    rec["client_id"] = "E2E-LOGS-1"
+    rec["persons"][0].update(firstname="Zebulon", lastname="Quixotic", birthdate="1971-03-09")
+    case_id = _create(dossier, rec)
+    dossier.wait_get("/v1/cases/" + case_id)
+    with open(dossier.log_path, "rb") as f:
+        text = f.read().decode("utf-8", "replace")
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert lines
+    for line in lines:
+        entry = json.loads(line)          # every line is one JSON object
+        assert {"time", "level", "process", "msg"} <= entry.keys(), entry
+    assert "Zebulon" not in text and "Quixotic" not in text and "1971-03-09" not in text
+    assert case_id in text                # correlation: the case id is logged
