@@ -18,11 +18,30 @@ def _start(request, **kw):
         d.kill()
         raise
     yield d
+    try:
+        children = [p["pid"] for p in d.status() if p["pid"] > 0]
+    except Exception:  # status itself is tested elsewhere; stopping must still be checked
+        children = []
     code = d.stop()
+    alive = [pid for pid in children if _alive(pid)]
+    assert not alive, "processes left after the supervisor stopped: %s" % alive
     failed = request.node.rep_call.failed if hasattr(request.node, "rep_call") else False
     if failed:
         print("---- dossier log (tail) ----\n" + d.tail_log(200))
     assert code == 0, "supervisor exit code %s\n%s" % (code, d.tail_log(80))
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie is dead; only a running process counts
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 @pytest.fixture(scope="module")
