@@ -24,6 +24,7 @@ def _start(request, **kw):
         children = []
     code = d.stop()
     alive = [pid for pid in children if _alive(pid)]
+    d.kill()   # clean up whatever is left before asserting
     assert not alive, "processes left after the supervisor stopped: %s" % alive
     failed = request.node.rep_call.failed if hasattr(request.node, "rep_call") else False
     if failed:

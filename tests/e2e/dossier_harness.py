@@ -99,8 +99,9 @@ class Dossier:
         self.proc.send_signal(signal.SIGTERM)
         try:
             return self.proc.wait(timeout)
-        finally:
+        except subprocess.TimeoutExpired:
             self.kill()
+            raise
 
     def kill(self):
         """Last resort: SIGKILL the whole process group."""
@@ -112,7 +113,8 @@ class Dossier:
             self.proc.wait(5)
         except subprocess.TimeoutExpired:
             pass
-        self.log.close()
+        if not self.log.closed:
+            self.log.close()
 
     def tail_log(self, n=60):
         with open(self.log_path, "rb") as f:
