@@ -205,7 +205,7 @@ store_events_push (store_events_t *self, const event_t *ev)
     self->events [self->count] = *ev;
     self->events [self->count].data = data;
     self->count++;
-    self->data_bytes += ev->data_size;
+    self->bytes += ev->data_size + STORE_BACKEND_EVENT_OVERHEAD;
     return 0;
 }
 

@@ -15,8 +15,10 @@
  * any single event always fits in one outgoing store.events message. */
 #define STORE_BACKEND_EVENT_DATA_MAX (4 * 1024 * 1024)
 /* Budget for the events of one outgoing store.events body (reads stop early, the
- * live feed is split); well under ENVELOPE_BODY_MAX. */
+ * live feed is split); with the largest single event it stays under ENVELOPE_BODY_MAX. */
 #define STORE_BACKEND_BODY_BUDGET    (12 * 1024 * 1024)
+/* Upper bound of an encoded event's size beyond its data (keys, ids, integers). */
+#define STORE_BACKEND_EVENT_OVERHEAD 700
 
 /* What happened to one append of a batch. */
 typedef enum {
@@ -51,7 +53,7 @@ typedef struct {
     event_t *events;
     size_t count;
     size_t capacity;
-    size_t data_bytes;      /* sum of data sizes, for the body budget */
+    size_t bytes;           /* encoded size bound: data + STORE_BACKEND_EVENT_OVERHEAD each */
     int64_t head;           /* the log's head position when the list was filled */
 } store_events_t;
 

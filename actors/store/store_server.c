@@ -1,0 +1,440 @@
+/* store_server — the store actor. One poll loop: when requests are waiting, take
+ * all of them (up to a cap), run every append in one transaction, then answer in
+ * arrival order (reads see the batch), then publish the batch's events once. */
+#include "store_server.h"
+#include "envelope.h"
+#include "ids.h"
+#include "log.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* How a request of the batch is answered. */
+typedef enum {
+    S_KIND_ERROR,           /* answer store.error (error/detail) */
+    S_KIND_APPEND,
+    S_KIND_READ_ALL,
+    S_KIND_READ_STREAM,
+    S_KIND_PING,
+    S_KIND_DROP             /* nothing to answer to */
+} s_kind_t;
+
+typedef struct {
+    zmsg_t *msg;            /* owned: the routing frames and envelope bytes live here */
+    size_t n_routes;        /* frames before the envelope: the reply goes back along them */
+    envelope_t env;         /* env.body borrows from msg */
+    s_kind_t kind;
+    store_append_t append;  /* S_KIND_APPEND: decoded, owns its events array */
+    size_t item;            /* S_KIND_APPEND: index into the batch items */
+    int64_t from, max;      /* reads */
+    char stream [EVENT_ID_MAX];
+    const char *error;      /* S_KIND_ERROR: static strings */
+    const char *detail;
+} s_request_t;
+
+struct _store_server_t {
+    store_backend_t *backend;
+    zsock_t *router;
+    zsock_t *pub;
+    s_request_t *requests;          /* STORE_SERVER_DRAIN_MAX */
+    size_t n_requests;
+    store_batch_item_t *items;      /* STORE_SERVER_DRAIN_MAX */
+    store_outcome_t *outcomes;      /* STORE_SERVER_DRAIN_MAX */
+    size_t n_items;
+    store_events_t committed;       /* the live feed of the current batch */
+    store_events_t read;            /* scratch for read answers */
+};
+
+store_server_t *
+store_server_new (store_backend_t **backend_p, const char *router_endpoint, const char *pub_endpoint)
+{
+    store_server_t *self = calloc (1, sizeof (store_server_t));
+    if (!self) {
+        store_backend_destroy (backend_p);
+        return NULL;
+    }
+    self->backend = *backend_p;
+    *backend_p = NULL;
+    store_events_init (&self->committed);
+    store_events_init (&self->read);
+    self->requests = calloc (STORE_SERVER_DRAIN_MAX, sizeof (s_request_t));
+    self->items = calloc (STORE_SERVER_DRAIN_MAX, sizeof (store_batch_item_t));
+    self->outcomes = calloc (STORE_SERVER_DRAIN_MAX, sizeof (store_outcome_t));
+    self->router = zsock_new (ZMQ_ROUTER);
+    self->pub = zsock_new (ZMQ_PUB);
+    if (!self->backend || !self->requests || !self->items || !self->outcomes || !self->router || !self->pub)
+        goto fail;
+    /* Many handlers keep many appends in flight; replies must not be dropped at
+     * the default high-water mark of 1,000. */
+    zsock_set_sndhwm (self->router, 100000);
+    zsock_set_rcvhwm (self->router, 100000);
+    /* Let the last replies leave on shutdown. */
+    zsock_set_linger (self->router, 1000);
+    /* A slow subscriber loses feed messages at the HWM and catches up with read_all. */
+    zsock_set_sndhwm (self->pub, 10000);
+    if (!router_endpoint || zsock_bind (self->router, "%s", router_endpoint) == -1) {
+        log_error (NULL, NULL, "cannot bind store ROUTER at %s: %s", router_endpoint ? router_endpoint : "(none)",
+                   router_endpoint ? zmq_strerror (zmq_errno ()) : "no endpoint");
+        goto fail;
+    }
+    if (!pub_endpoint || zsock_bind (self->pub, "%s", pub_endpoint) == -1) {
+        log_error (NULL, NULL, "cannot bind store PUB at %s: %s", pub_endpoint ? pub_endpoint : "(none)",
+                   pub_endpoint ? zmq_strerror (zmq_errno ()) : "no endpoint");
+        goto fail;
+    }
+    return self;
+fail:
+    store_server_destroy (&self);
+    return NULL;
+}
+
+void
+store_server_destroy (store_server_t **self_p)
+{
+    if (self_p && *self_p) {
+        store_server_t *self = *self_p;
+        zsock_destroy (&self->router);
+        zsock_destroy (&self->pub);
+        store_events_reset (&self->committed);
+        store_events_reset (&self->read);
+        free (self->requests);
+        free (self->items);
+        free (self->outcomes);
+        store_backend_destroy (&self->backend);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+/* Logs a malformed message with a printable sample of its last frame: enough to
+ * find the sender, never the whole (possibly personal) payload. */
+static void
+s_log_malformed (zmsg_t *msg, const char *why)
+{
+    zframe_t *frame = zmsg_last (msg);
+    char sample [49];
+    size_t size = frame ? zframe_size (frame) : 0;
+    size_t n = size < sizeof sample - 1 ? size : sizeof sample - 1;
+    const byte *data = frame ? zframe_data (frame) : NULL;
+    for (size_t i = 0; i < n; i++)
+        sample [i] = isprint (data [i]) ? (char) data [i] : '.';
+    sample [n] = 0;
+    log_warn (NULL, NULL, "malformed request (%s): %zu frames, %zu bytes, starts '%s'",
+              why, zmsg_size (msg), size, sample);
+}
+
+/* Sorts one received message into a request of the batch. Never fails: what
+ * cannot be understood becomes an error answer (or a drop with no route). */
+static void
+s_classify (store_server_t *self, s_request_t *req)
+{
+    size_t frames = zmsg_size (req->msg);
+    /* ROUTER gives [identity]...[envelope]; a REQ peer adds an empty delimiter. */
+    if (frames < 2 || frames > 4) {
+        s_log_malformed (req->msg, "frame count");
+        req->n_routes = frames >= 2 ? 1 : 0;
+        req->kind = frames >= 2 ? S_KIND_ERROR : S_KIND_DROP;
+        req->error = "malformed";
+        req->detail = "expected [envelope] after the routing frames";
+        return;
+    }
+    req->n_routes = frames - 1;
+    zframe_t *frame = zmsg_last (req->msg);
+    if (envelope_decode (zframe_data (frame), zframe_size (frame), &req->env)) {
+        s_log_malformed (req->msg, "envelope");
+        req->kind = S_KIND_ERROR;
+        req->error = "malformed";
+        req->detail = "envelope could not be decoded";
+        return;
+    }
+    const envelope_t *env = &req->env;
+    if (streq (env->type, "store.append")) {
+        if (store_append_decode (env->body, env->body_size, &req->append)) {
+            s_log_malformed (req->msg, "store.append body");
+            req->kind = S_KIND_ERROR;
+            req->error = "malformed";
+            req->detail = "store.append body could not be decoded";
+            return;
+        }
+        req->kind = S_KIND_APPEND;
+        req->item = self->n_items++;
+        self->items [req->item].req = &req->append;
+        self->items [req->item].correlation_id = env->correlation_id;
+    }
+    else
+    if (streq (env->type, "store.read_all")) {
+        if (store_read_all_decode (env->body, env->body_size, &req->from, &req->max)) {
+            s_log_malformed (req->msg, "store.read_all body");
+            req->kind = S_KIND_ERROR;
+            req->error = "malformed";
+            req->detail = "store.read_all body could not be decoded";
+            return;
+        }
+        req->kind = S_KIND_READ_ALL;
+    }
+    else
+    if (streq (env->type, "store.read_stream")) {
+        if (store_read_stream_decode (env->body, env->body_size, req->stream, &req->from)) {
+            s_log_malformed (req->msg, "store.read_stream body");
+            req->kind = S_KIND_ERROR;
+            req->error = "malformed";
+            req->detail = "store.read_stream body could not be decoded";
+            return;
+        }
+        req->kind = S_KIND_READ_STREAM;
+    }
+    else
+    if (streq (env->type, "ctl.ping"))
+        req->kind = S_KIND_PING;
+    else {
+        log_warn (env->correlation_id, NULL, "unknown request type '%s'", env->type);
+        req->kind = S_KIND_ERROR;
+        req->error = "unknown_type";
+        req->detail = "the store answers store.append, store.read_all, store.read_stream";
+    }
+}
+
+/* Sends [routes][envelope type, body] back to the request's sender; body is
+ * borrowed. The envelope answers the request: cause = its id, same corr and key. */
+static void
+s_answer (store_server_t *self, s_request_t *req, const char *type, const char *body, size_t body_size)
+{
+    if (req->kind == S_KIND_DROP || req->n_routes == 0)
+        return;
+    char id [IDS_UUID_LEN];
+    ids_uuid4 (id);
+    envelope_t env;
+    envelope_init (&env, type, id);
+    envelope_set (env.causation_id, sizeof env.causation_id, req->env.id);
+    envelope_set (env.correlation_id, sizeof env.correlation_id, req->env.correlation_id);
+    envelope_set (env.key, sizeof env.key, req->env.key);
+    env.body = body;
+    env.body_size = body_size;
+    zframe_t *frame = envelope_encode (&env);
+    if (!frame) {
+        log_error (req->env.correlation_id, NULL, "cannot encode %s answer (%zu bytes)", type, body_size);
+        return;
+    }
+    zmsg_t *reply = zmsg_new ();
+    zframe_t *route = zmsg_first (req->msg);
+    for (size_t i = 0; i < req->n_routes && route; i++, route = zmsg_next (req->msg))
+        zmsg_append (reply, &(zframe_t *) {zframe_dup (route)});
+    zmsg_append (reply, &frame);
+    /* A ROUTER drops what it cannot route (the client left); nothing to do then. */
+    if (zmsg_send (&reply, self->router))
+        zmsg_destroy (&reply);
+}
+
+static void
+s_answer_error (store_server_t *self, s_request_t *req, const char *error, const char *detail)
+{
+    size_t size = 0;
+    char *body = store_error_encode (error, detail, &size);
+    if (body)
+        s_answer (self, req, "store.error", body, size);
+    free (body);
+}
+
+static void
+s_answer_events (store_server_t *self, s_request_t *req, const store_events_t *events)
+{
+    char *body = NULL;
+    size_t size = 0;
+    if (event_batch_encode (events->events, events->count, events->head, &body, &size) == 0)
+        s_answer (self, req, "store.events", body, size);
+    else
+        s_answer_error (self, req, "unavailable", "store out of memory");
+    free (body);
+}
+
+static void
+s_answer_append (store_server_t *self, s_request_t *req)
+{
+    const store_outcome_t *outcome = &self->outcomes [req->item];
+    char *body = NULL;
+    size_t size = 0;
+    const char *type = NULL;
+    switch (outcome->kind) {
+        case STORE_OUTCOME_APPENDED:
+            type = "store.appended";
+            body = store_appended_encode (outcome->first_position, outcome->last_position,
+                                          outcome->version, &size);
+            break;
+        case STORE_OUTCOME_DUPLICATE:
+            type = "store.duplicate";
+            body = store_duplicate_encode (outcome->result, outcome->result_size, outcome->fingerprint, &size);
+            break;
+        case STORE_OUTCOME_CONFLICT:
+            type = "store.conflict";
+            body = store_conflict_encode (outcome->current_version, &size);
+            break;
+        case STORE_OUTCOME_ERROR:
+            type = "store.error";
+            body = store_error_encode (outcome->error, outcome->detail, &size);
+            break;
+    }
+    if (body)
+        s_answer (self, req, type, body, size);
+    free (body);
+    if (outcome->kind == STORE_OUTCOME_ERROR)
+        log_warn (req->env.correlation_id, req->append.stream, "append %s refused: %s",
+                  req->append.command_id, outcome->detail);
+}
+
+/* Publishes the committed events, split only when one message would outgrow
+ * the body budget; each part carries the new head. */
+static void
+s_publish (store_server_t *self)
+{
+    const store_events_t *feed = &self->committed;
+    size_t start = 0;
+    while (start < feed->count) {
+        size_t end = start, bytes = 0;
+        while (end < feed->count) {
+            size_t cost = feed->events [end].data_size + STORE_BACKEND_EVENT_OVERHEAD;
+            if (end > start && bytes + cost > STORE_BACKEND_BODY_BUDGET)
+                break;
+            bytes += cost;
+            end++;
+        }
+        char *body = NULL;
+        size_t size = 0;
+        if (event_batch_encode (feed->events + start, end - start, feed->head, &body, &size) == 0) {
+            char id [IDS_UUID_LEN];
+            ids_uuid4 (id);
+            envelope_t env;
+            envelope_init (&env, "store.events", id);
+            env.body = body;
+            env.body_size = size;
+            if (envelope_send (zsock_resolve (self->pub), NULL, &env))
+                log_warn (NULL, NULL, "feed message %" PRId64 "..%" PRId64 " not published",
+                          feed->events [start].position, feed->events [end - 1].position);
+        }
+        free (body);
+        start = end;
+    }
+}
+
+/* Takes every waiting message (up to the cap) off the ROUTER without blocking
+ * beyond the first. Returns how many were taken. */
+static size_t
+s_drain (store_server_t *self)
+{
+    self->n_requests = 0;
+    self->n_items = 0;
+    while (self->n_requests < STORE_SERVER_DRAIN_MAX) {
+        if (self->n_requests > 0 && !(zsock_events (self->router) & ZMQ_POLLIN))
+            break;
+        zmsg_t *msg = zmsg_recv (self->router);
+        if (!msg)
+            break;              /* interrupted: finish what we have */
+        s_request_t *req = &self->requests [self->n_requests++];
+        memset (req, 0, sizeof (*req));
+        req->msg = msg;
+        s_classify (self, req);
+    }
+    return self->n_requests;
+}
+
+/* One batch: drain, commit, answer in arrival order, publish, clean up. */
+static void
+s_handle_router (store_server_t *self)
+{
+    if (s_drain (self) == 0)
+        return;
+    int64_t now_us = envelope_now_us ();
+    int committed = 0;
+    if (self->n_items > 0) {
+        committed = store_backend_append_batch (self->backend, self->items, self->n_items,
+                                                now_us, self->outcomes) == 0;
+        if (committed
+        &&  store_backend_committed_events (self->items, self->outcomes, self->n_items, now_us,
+                                            &self->committed))
+            log_error (NULL, NULL, "out of memory building the feed: subscribers will catch up by read_all");
+    }
+    for (size_t i = 0; i < self->n_requests; i++) {
+        s_request_t *req = &self->requests [i];
+        switch (req->kind) {
+            case S_KIND_APPEND:
+                s_answer_append (self, req);
+                break;
+            case S_KIND_READ_ALL:
+                if (store_backend_read_all (self->backend, req->from, (size_t) req->max, &self->read) == 0)
+                    s_answer_events (self, req, &self->read);
+                else
+                    s_answer_error (self, req, "unavailable", "event log read failed");
+                store_events_reset (&self->read);
+                break;
+            case S_KIND_READ_STREAM:
+                if (store_backend_read_stream (self->backend, req->stream, req->from, STORE_READ_MAX,
+                                               &self->read) == 0)
+                    s_answer_events (self, req, &self->read);
+                else
+                    s_answer_error (self, req, "unavailable", "event log read failed");
+                store_events_reset (&self->read);
+                break;
+            case S_KIND_PING:
+                s_answer (self, req, "ctl.pong", NULL, 0);
+                break;
+            case S_KIND_ERROR:
+                s_answer_error (self, req, req->error, req->detail);
+                break;
+            case S_KIND_DROP:
+                break;
+        }
+    }
+    if (committed && self->committed.count > 0)
+        s_publish (self);
+    store_events_reset (&self->committed);
+    store_outcomes_free (self->outcomes, self->n_items);
+    for (size_t i = 0; i < self->n_requests; i++) {
+        store_append_free (&self->requests [i].append);
+        zmsg_destroy (&self->requests [i].msg);
+    }
+    self->n_requests = 0;
+    self->n_items = 0;
+}
+
+int
+store_server_run (store_server_t *self, zsock_t *pipe)
+{
+    zpoller_t *poller = zpoller_new (self->router, pipe, NULL);
+    if (!poller)
+        return -1;
+    int64_t head = 0;
+    store_backend_head (self->backend, &head);
+    log_info (NULL, NULL, "store serving (%s backend, head %" PRId64 ")", store_backend_name (self->backend), head);
+    while (true) {
+        void *which = zpoller_wait (poller, 1000);
+        if (which == self->router)
+            s_handle_router (self);
+        else
+        if (pipe && which == pipe) {
+            char *command = zstr_recv (pipe);
+            bool term = !command || streq (command, "$TERM");
+            zstr_free (&command);
+            if (term)
+                break;
+        }
+        else
+        if (zpoller_terminated (poller) || zsys_interrupted)
+            break;
+    }
+    zpoller_destroy (&poller);
+    log_info (NULL, NULL, "store stopping");
+    return 0;
+}
+
+void
+store_server_actor (zsock_t *pipe, void *args)
+{
+    store_server_args_t *a = (store_server_args_t *) args;
+    store_server_t *self = store_server_new (&a->backend, a->router_endpoint, a->pub_endpoint);
+    zsock_signal (pipe, self ? 0 : 255);
+    if (!self)
+        return;
+    store_server_run (self, pipe);
+    store_server_destroy (&self);
+}

@@ -1,0 +1,417 @@
+/* store_sqlite — the SQLite backend of the event log (file <data_dir>/events.db,
+ * WAL). Positions are assigned here, inside the write transaction, as head+1..,
+ * so they stay gapless whatever fails; each append runs in its own SAVEPOINT. */
+#include "store_backend.h"
+#include "log.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static const char *s_schema =
+    "CREATE TABLE IF NOT EXISTS events ("
+    "  position INTEGER PRIMARY KEY,"
+    "  stream TEXT NOT NULL,"
+    "  version INTEGER NOT NULL,"
+    "  event_id TEXT NOT NULL UNIQUE,"
+    "  type TEXT NOT NULL,"
+    "  ts INTEGER NOT NULL,"
+    "  command_id TEXT,"
+    "  correlation_id TEXT,"
+    "  data BLOB,"
+    "  UNIQUE (stream, version));"
+    "CREATE TABLE IF NOT EXISTS commands ("
+    "  command_id TEXT PRIMARY KEY,"
+    "  stream TEXT,"
+    "  fingerprint TEXT,"
+    "  result BLOB,"
+    "  first_position INTEGER,"
+    "  last_position INTEGER);";
+
+#define S_EVENT_COLUMNS "position, stream, version, event_id, type, ts, command_id, correlation_id, data"
+
+/* Statement slots; the SQL of each is in s_sql at the same index. */
+enum {
+    S_BEGIN, S_COMMIT, S_ROLLBACK, S_SAVEPOINT, S_RELEASE, S_ROLLBACK_TO,
+    S_HEAD, S_STREAM_VERSION, S_COMMAND_GET, S_EVENT_INSERT, S_COMMAND_INSERT,
+    S_READ_ALL, S_READ_STREAM, S_COUNT
+};
+
+static const char *s_sql [S_COUNT] = {
+    [S_BEGIN]          = "BEGIN IMMEDIATE",
+    [S_COMMIT]         = "COMMIT",
+    [S_ROLLBACK]       = "ROLLBACK",
+    [S_SAVEPOINT]      = "SAVEPOINT append_one",
+    [S_RELEASE]        = "RELEASE append_one",
+    [S_ROLLBACK_TO]    = "ROLLBACK TO append_one",
+    [S_HEAD]           = "SELECT COALESCE(MAX(position), 0) FROM events",
+    [S_STREAM_VERSION] = "SELECT COALESCE(MAX(version), 0) FROM events WHERE stream = ?1",
+    [S_COMMAND_GET]    = "SELECT result, fingerprint FROM commands WHERE command_id = ?1",
+    [S_EVENT_INSERT]   = "INSERT INTO events (" S_EVENT_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    [S_COMMAND_INSERT] = "INSERT INTO commands (command_id, stream, fingerprint, result, first_position, last_position)"
+                         " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [S_READ_ALL]       = "SELECT " S_EVENT_COLUMNS " FROM events WHERE position >= ?1 ORDER BY position LIMIT ?2",
+    [S_READ_STREAM]    = "SELECT " S_EVENT_COLUMNS " FROM events WHERE stream = ?1 AND version >= ?2"
+                         " ORDER BY version LIMIT ?3",
+};
+
+typedef struct {
+    sqlite3 *db;
+    sqlite3_stmt *stmt [S_COUNT];
+    char *path;
+} s_sqlite_t;
+
+/* Runs a statement that returns no rows. Returns the sqlite result code. */
+static int
+s_step_done (s_sqlite_t *self, int which)
+{
+    sqlite3_stmt *stmt = self->stmt [which];
+    int rc = sqlite3_step (stmt);
+    sqlite3_reset (stmt);
+    sqlite3_clear_bindings (stmt);
+    return rc == SQLITE_ROW ? SQLITE_DONE : rc;
+}
+
+/* Runs a one-integer query (head, stream version). 0 ok, -1 failed. */
+static int
+s_query_int (s_sqlite_t *self, int which, const char *text, int64_t *out)
+{
+    sqlite3_stmt *stmt = self->stmt [which];
+    if (text)
+        sqlite3_bind_text (stmt, 1, text, -1, SQLITE_STATIC);
+    int rc = sqlite3_step (stmt);
+    if (rc == SQLITE_ROW)
+        *out = sqlite3_column_int64 (stmt, 0);
+    sqlite3_reset (stmt);
+    sqlite3_clear_bindings (stmt);
+    return rc == SQLITE_ROW ? 0 : -1;
+}
+
+static void s_close (void *impl);
+
+/* "full" unless the configured value is one SQLite knows: a typo must not
+ * silently make appends less durable than the default. */
+static const char *
+s_synchronous (config_t *config)
+{
+    static const char *known [] = { "off", "normal", "full", "extra" };
+    const char *value = config ? config_get (config, "sqlite_synchronous", "full") : "full";
+    for (size_t i = 0; i < sizeof known / sizeof known [0]; i++)
+        if (strcasecmp (value, known [i]) == 0)
+            return known [i];
+    log_warn (NULL, NULL, "sqlite_synchronous '%.32s' unknown, using full", value);
+    return "full";
+}
+
+static void *
+s_open (const char *location, config_t *config)
+{
+    s_sqlite_t *self = calloc (1, sizeof (s_sqlite_t));
+    if (!self)
+        return NULL;
+    self->path = strdup (location);
+    if (!self->path)
+        goto fail;
+    if (sqlite3_open_v2 (location, &self->db,
+                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+        log_error (NULL, NULL, "cannot open %s: %s", location,
+                   self->db ? sqlite3_errmsg (self->db) : "out of memory");
+        goto fail;
+    }
+    /* Another process (an old store being replaced) may hold the write lock briefly. */
+    sqlite3_busy_timeout (self->db, 5000);
+    char pragmas [160];
+    snprintf (pragmas, sizeof pragmas, "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s;", s_synchronous (config));
+    char *err = NULL;
+    if (sqlite3_exec (self->db, pragmas, NULL, NULL, &err) != SQLITE_OK
+    ||  sqlite3_exec (self->db, s_schema, NULL, NULL, &err) != SQLITE_OK) {
+        log_error (NULL, NULL, "cannot prepare %s: %s", location, err ? err : "?");
+        sqlite3_free (err);
+        goto fail;
+    }
+    /* journal_mode=WAL quietly keeps the old mode where WAL is impossible (e.g.
+     * some network file systems): say so, appends are still correct, only slower. */
+    sqlite3_stmt *mode = NULL;
+    if (sqlite3_prepare_v2 (self->db, "PRAGMA journal_mode", -1, &mode, NULL) == SQLITE_OK
+    &&  sqlite3_step (mode) == SQLITE_ROW) {
+        const unsigned char *text = sqlite3_column_text (mode, 0);
+        if (!text || strcasecmp ((const char *) text, "wal") != 0)
+            log_warn (NULL, NULL, "%s: journal mode is %s, not wal", location, text ? (const char *) text : "?");
+    }
+    sqlite3_finalize (mode);
+    for (int i = 0; i < S_COUNT; i++)
+        if (sqlite3_prepare_v3 (self->db, s_sql [i], -1, SQLITE_PREPARE_PERSISTENT,
+                                &self->stmt [i], NULL) != SQLITE_OK) {
+            log_error (NULL, NULL, "cannot prepare statement %d: %s", i, sqlite3_errmsg (self->db));
+            goto fail;
+        }
+    return self;
+fail:
+    s_close (self);
+    return NULL;
+}
+
+static void
+s_close (void *impl)
+{
+    s_sqlite_t *self = (s_sqlite_t *) impl;
+    if (!self)
+        return;
+    for (int i = 0; i < S_COUNT; i++)
+        sqlite3_finalize (self->stmt [i]);
+    if (self->db && sqlite3_close (self->db) != SQLITE_OK)
+        log_error (NULL, NULL, "closing %s: %s", self->path, sqlite3_errmsg (self->db));
+    free (self->path);
+    free (self);
+}
+
+static int
+s_head (void *impl, int64_t *head)
+{
+    return s_query_int ((s_sqlite_t *) impl, S_HEAD, NULL, head);
+}
+
+static void
+s_set_error (store_outcome_t *outcome, const char *error, const char *detail)
+{
+    free (outcome->result);
+    memset (outcome, 0, sizeof (*outcome));
+    outcome->kind = STORE_OUTCOME_ERROR;
+    snprintf (outcome->error, sizeof outcome->error, "%s", error);
+    snprintf (outcome->detail, sizeof outcome->detail, "%s", detail);
+}
+
+/* Looks up a stored command. Returns 1 found (outcome filled as DUPLICATE),
+ * 0 not found, -1 database error. */
+static int
+s_find_command (s_sqlite_t *self, const char *command_id, store_outcome_t *outcome)
+{
+    sqlite3_stmt *stmt = self->stmt [S_COMMAND_GET];
+    sqlite3_bind_text (stmt, 1, command_id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step (stmt);
+    int found = 0;
+    if (rc == SQLITE_ROW) {
+        const void *blob = sqlite3_column_blob (stmt, 0);
+        size_t size = (size_t) sqlite3_column_bytes (stmt, 0);
+        const unsigned char *fingerprint = sqlite3_column_text (stmt, 1);
+        /* +1: a stored empty result still gets a distinct non-NULL buffer. */
+        outcome->result = malloc (size + 1);
+        if (!outcome->result)
+            found = -1;
+        else {
+            if (size && blob)
+                memcpy (outcome->result, blob, size);
+            outcome->result [size] = 0;
+            outcome->result_size = size;
+            snprintf (outcome->fingerprint, sizeof outcome->fingerprint, "%s",
+                      fingerprint ? (const char *) fingerprint : "");
+            outcome->kind = STORE_OUTCOME_DUPLICATE;
+            found = 1;
+        }
+    }
+    else
+    if (rc != SQLITE_DONE)
+        found = -1;
+    sqlite3_reset (stmt);
+    sqlite3_clear_bindings (stmt);
+    return found;
+}
+
+/* Inserts one append's events and its command row at positions head+1...
+ * Returns 0 ok, -2 refused by a constraint (e.g. an event id already used),
+ * -1 any other database error (the batch cannot go on). */
+static int
+s_insert_append (s_sqlite_t *self, const store_batch_item_t *item, int64_t head, int64_t version,
+                 int64_t now_us)
+{
+    const store_append_t *req = item->req;
+    sqlite3_stmt *stmt = self->stmt [S_EVENT_INSERT];
+    for (size_t e = 0; e < req->count; e++) {
+        const store_new_event_t *ev = &req->events [e];
+        sqlite3_bind_int64 (stmt, 1, head + 1 + (int64_t) e);
+        sqlite3_bind_text (stmt, 2, req->stream, -1, SQLITE_STATIC);
+        sqlite3_bind_int64 (stmt, 3, version + 1 + (int64_t) e);
+        sqlite3_bind_text (stmt, 4, ev->id, -1, SQLITE_STATIC);
+        sqlite3_bind_text (stmt, 5, ev->type, -1, SQLITE_STATIC);
+        sqlite3_bind_int64 (stmt, 6, now_us);
+        sqlite3_bind_text (stmt, 7, req->command_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text (stmt, 8, item->correlation_id ? item->correlation_id : "", -1, SQLITE_STATIC);
+        sqlite3_bind_blob (stmt, 9, ev->data ? ev->data : "", (int) ev->data_size, SQLITE_STATIC);
+        int rc = s_step_done (self, S_EVENT_INSERT);
+        if (rc != SQLITE_DONE)
+            return (rc & 0xff) == SQLITE_CONSTRAINT ? -2 : -1;
+    }
+    stmt = self->stmt [S_COMMAND_INSERT];
+    sqlite3_bind_text (stmt, 1, req->command_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text (stmt, 2, req->stream, -1, SQLITE_STATIC);
+    sqlite3_bind_text (stmt, 3, req->fingerprint, -1, SQLITE_STATIC);
+    sqlite3_bind_blob (stmt, 4, req->result ? req->result : "", (int) req->result_size, SQLITE_STATIC);
+    sqlite3_bind_int64 (stmt, 5, head + 1);
+    sqlite3_bind_int64 (stmt, 6, head + (int64_t) req->count);
+    int rc = s_step_done (self, S_COMMAND_INSERT);
+    if (rc != SQLITE_DONE)
+        return (rc & 0xff) == SQLITE_CONSTRAINT ? -2 : -1;
+    return 0;
+}
+
+/* Applies one append inside its savepoint. Returns 0 when the outcome is decided
+ * (whatever it is), -1 when the database failed and the batch must be abandoned. */
+static int
+s_apply_one (s_sqlite_t *self, const store_batch_item_t *item, int64_t *head, int64_t now_us,
+             store_outcome_t *outcome)
+{
+    const store_append_t *req = item->req;
+    int found = s_find_command (self, req->command_id, outcome);
+    if (found)
+        return found < 0 ? -1 : 0;
+    int64_t version = 0;
+    if (s_query_int (self, S_STREAM_VERSION, req->stream, &version))
+        return -1;
+    if ((req->expected_version == 0 && version != 0)
+    ||  (req->expected_version > 0 && version != req->expected_version)) {
+        outcome->kind = STORE_OUTCOME_CONFLICT;
+        outcome->current_version = version;
+        return 0;
+    }
+    if (s_step_done (self, S_SAVEPOINT) != SQLITE_DONE)
+        return -1;
+    int rc = s_insert_append (self, item, *head, version, now_us);
+    if (rc == 0) {
+        if (s_step_done (self, S_RELEASE) != SQLITE_DONE)
+            return -1;
+        outcome->kind = STORE_OUTCOME_APPENDED;
+        outcome->first_position = *head + 1;
+        outcome->last_position = *head + (int64_t) req->count;
+        outcome->version = version + (int64_t) req->count;
+        *head += (int64_t) req->count;
+        return 0;
+    }
+    /* Undo whatever part of this append got in, and only that. */
+    if (s_step_done (self, S_ROLLBACK_TO) != SQLITE_DONE
+    ||  s_step_done (self, S_RELEASE) != SQLITE_DONE)
+        return -1;
+    if (rc == -2) {
+        s_set_error (outcome, "invalid", "an event id of this append is already stored");
+        return 0;
+    }
+    return -1;
+}
+
+static int
+s_append_batch (void *impl, const store_batch_item_t *items, size_t count, int64_t now_us,
+                store_outcome_t *outcomes)
+{
+    s_sqlite_t *self = (s_sqlite_t *) impl;
+    int64_t head = 0;
+    const char *failed = "begin";
+    if (s_step_done (self, S_BEGIN) != SQLITE_DONE)
+        goto fail;
+    failed = "head";
+    if (s_query_int (self, S_HEAD, NULL, &head))
+        goto rollback;
+    failed = "append";
+    for (size_t i = 0; i < count; i++)
+        if (items [i].req && s_apply_one (self, &items [i], &head, now_us, &outcomes [i]))
+            goto rollback;
+    failed = "commit";
+    if (s_step_done (self, S_COMMIT) != SQLITE_DONE)
+        goto rollback;
+    return 0;
+
+rollback:
+    /* A failed COMMIT or an I/O error may already have ended the transaction. */
+    if (!sqlite3_get_autocommit (self->db))
+        s_step_done (self, S_ROLLBACK);
+fail:
+    log_error (NULL, NULL, "append batch of %zu failed at %s: %s", count, failed, sqlite3_errmsg (self->db));
+    for (size_t i = 0; i < count; i++) {
+        char detail [256];
+        snprintf (detail, sizeof detail, "event log write failed (%s)", failed);
+        if (items [i].req)
+            s_set_error (&outcomes [i], "unavailable", detail);
+    }
+    return -1;
+}
+
+/* Copies a text column into a fixed field (NULL reads as empty, long values are cut). */
+static void
+s_column_copy (sqlite3_stmt *stmt, int column, char *field, size_t field_size)
+{
+    const unsigned char *text = sqlite3_column_text (stmt, column);
+    snprintf (field, field_size, "%s", text ? (const char *) text : "");
+}
+
+/* Steps a prepared read and pushes rows into out, stopping at the body budget. */
+static int
+s_read_rows (s_sqlite_t *self, int which, store_events_t *out)
+{
+    sqlite3_stmt *stmt = self->stmt [which];
+    int rc;
+    int status = 0;
+    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
+        event_t ev;
+        memset (&ev, 0, sizeof ev);
+        ev.position = sqlite3_column_int64 (stmt, 0);
+        s_column_copy (stmt, 1, ev.stream, sizeof ev.stream);
+        ev.version = sqlite3_column_int64 (stmt, 2);
+        s_column_copy (stmt, 3, ev.id, sizeof ev.id);
+        s_column_copy (stmt, 4, ev.type, sizeof ev.type);
+        ev.timestamp_us = sqlite3_column_int64 (stmt, 5);
+        s_column_copy (stmt, 6, ev.command_id, sizeof ev.command_id);
+        s_column_copy (stmt, 7, ev.correlation_id, sizeof ev.correlation_id);
+        ev.data = (const char *) sqlite3_column_blob (stmt, 8);
+        ev.data_size = (size_t) sqlite3_column_bytes (stmt, 8);
+        /* Stop before the body would outgrow one message; the reader asks again. */
+        if (out->count > 0
+        &&  out->bytes + ev.data_size + STORE_BACKEND_EVENT_OVERHEAD > STORE_BACKEND_BODY_BUDGET)
+            break;
+        if (store_events_push (out, &ev)) {
+            status = -1;
+            break;
+        }
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        log_error (NULL, NULL, "read failed: %s", sqlite3_errmsg (self->db));
+        status = -1;
+    }
+    sqlite3_reset (stmt);
+    sqlite3_clear_bindings (stmt);
+    if (status == 0 && s_head (self, &out->head))
+        status = -1;
+    if (status)
+        store_events_reset (out);
+    return status;
+}
+
+static int
+s_read_stream (void *impl, const char *stream, int64_t from_version, size_t max, store_events_t *out)
+{
+    s_sqlite_t *self = (s_sqlite_t *) impl;
+    sqlite3_stmt *stmt = self->stmt [S_READ_STREAM];
+    sqlite3_bind_text (stmt, 1, stream, -1, SQLITE_STATIC);
+    sqlite3_bind_int64 (stmt, 2, from_version);
+    sqlite3_bind_int64 (stmt, 3, (int64_t) max);
+    return s_read_rows (self, S_READ_STREAM, out);
+}
+
+static int
+s_read_all (void *impl, int64_t from_position, size_t max, store_events_t *out)
+{
+    s_sqlite_t *self = (s_sqlite_t *) impl;
+    sqlite3_stmt *stmt = self->stmt [S_READ_ALL];
+    sqlite3_bind_int64 (stmt, 1, from_position);
+    sqlite3_bind_int64 (stmt, 2, (int64_t) max);
+    return s_read_rows (self, S_READ_ALL, out);
+}
+
+const store_backend_ops_t store_sqlite_ops = {
+    .name = "sqlite",
+    .open = s_open,
+    .close = s_close,
+    .append_batch = s_append_batch,
+    .read_stream = s_read_stream,
+    .read_all = s_read_all,
+    .head = s_head,
+};

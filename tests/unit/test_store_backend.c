@@ -1,0 +1,469 @@
+/* test_store_backend — the SQLite event log through the backend-neutral API:
+ * appends and reads, gapless positions, optimistic concurrency, idempotency by
+ * command id, per-append atomicity inside a batch, and durability across reopen. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "../../actors/store/store_backend.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct {
+    char dir [64];
+    char path [128];
+    store_backend_t *backend;
+} fixture_t;
+
+static int
+s_setup (void **state)
+{
+    fixture_t *f = calloc (1, sizeof (fixture_t));
+    assert_non_null (f);
+    snprintf (f->dir, sizeof f->dir, "/tmp/dossier-store-XXXXXX");
+    assert_non_null (mkdtemp (f->dir));
+    snprintf (f->path, sizeof f->path, "%s/events.db", f->dir);
+    f->backend = store_backend_new (&store_sqlite_ops, f->path, NULL);
+    assert_non_null (f->backend);
+    *state = f;
+    return 0;
+}
+
+static int
+s_teardown (void **state)
+{
+    fixture_t *f = *state;
+    store_backend_destroy (&f->backend);
+    const char *suffixes [] = { "", "-wal", "-shm", "-journal" };
+    for (size_t i = 0; i < 4; i++) {
+        char path [160];
+        snprintf (path, sizeof path, "%s%s", f->path, suffixes [i]);
+        unlink (path);
+    }
+    assert_int_equal (rmdir (f->dir), 0);
+    free (f);
+    return 0;
+}
+
+/* A request with n events whose ids are "<command>/<i>" and data {"i":i}. The
+ * strings live in the test's static storage, as the decoded requests would
+ * borrow from a message. */
+typedef struct {
+    store_append_t req;
+    store_new_event_t events [16];
+    char data [16][32];
+} test_append_t;
+
+static void
+s_make (test_append_t *a, const char *stream, int64_t expected, const char *command, size_t n)
+{
+    memset (a, 0, sizeof (*a));
+    snprintf (a->req.stream, sizeof a->req.stream, "%s", stream);
+    snprintf (a->req.command_id, sizeof a->req.command_id, "%s", command);
+    snprintf (a->req.fingerprint, sizeof a->req.fingerprint, "fp-%s", command);
+    a->req.expected_version = expected;
+    a->req.result = "{\"ok\":true}";
+    a->req.result_size = strlen (a->req.result);
+    for (size_t i = 0; i < n; i++) {
+        snprintf (a->events [i].id, sizeof a->events [i].id, "%s/%zu", command, i);
+        snprintf (a->events [i].type, sizeof a->events [i].type, "Test%zu", i);
+        snprintf (a->data [i], sizeof a->data [i], "{\"i\":%zu}", i);
+        a->events [i].data = a->data [i];
+        a->events [i].data_size = strlen (a->data [i]);
+    }
+    a->req.events = a->events;
+    a->req.count = n;
+}
+
+/* Appends the given requests as one batch; outcomes must have n entries. */
+static int
+s_batch (store_backend_t *backend, test_append_t **appends, size_t n, store_outcome_t *outcomes)
+{
+    store_batch_item_t items [16];
+    for (size_t i = 0; i < n; i++) {
+        items [i].req = &appends [i]->req;
+        items [i].correlation_id = "corr-1";
+    }
+    return store_backend_append_batch (backend, items, n, 1700000000000000, outcomes);
+}
+
+static int64_t
+s_head (store_backend_t *backend)
+{
+    int64_t head = -1;
+    assert_int_equal (store_backend_head (backend, &head), 0);
+    return head;
+}
+
+static void
+test_append_and_read (void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal (s_head (f->backend), 0);
+    test_append_t a;
+    s_make (&a, "case-a", 0, "cmd-1", 3);
+    store_outcome_t out [1];
+    assert_int_equal (s_batch (f->backend, (test_append_t *[]) {&a}, 1, out), 0);
+    assert_int_equal (out [0].kind, STORE_OUTCOME_APPENDED);
+    assert_int_equal (out [0].first_position, 1);
+    assert_int_equal (out [0].last_position, 3);
+    assert_int_equal (out [0].version, 3);
+    store_outcomes_free (out, 1);
+
+    store_events_t events;
+    store_events_init (&events);
+    assert_int_equal (store_backend_read_stream (f->backend, "case-a", 1, 100, &events), 0);
+    assert_int_equal (events.count, 3);
+    assert_int_equal (events.head, 3);
+    for (size_t i = 0; i < 3; i++) {
+        event_t *ev = &events.events [i];
+        assert_int_equal (ev->position, (int64_t) i + 1);
+        assert_int_equal (ev->version, (int64_t) i + 1);
+        assert_string_equal (ev->stream, "case-a");
+        assert_string_equal (ev->id, a.events [i].id);
+        assert_string_equal (ev->type, a.events [i].type);
+        assert_string_equal (ev->command_id, "cmd-1");
+        assert_string_equal (ev->correlation_id, "corr-1");
+        assert_int_equal (ev->timestamp_us, 1700000000000000);
+        assert_int_equal (ev->data_size, strlen (a.data [i]));
+        assert_memory_equal (ev->data, a.data [i], ev->data_size);
+    }
+    /* from_version inside the stream; an unknown stream is empty, not an error */
+    assert_int_equal (store_backend_read_stream (f->backend, "case-a", 3, 100, &events), 0);
+    assert_int_equal (events.count, 1);
+    assert_int_equal (events.events [0].version, 3);
+    assert_int_equal (store_backend_read_stream (f->backend, "nope", 1, 100, &events), 0);
+    assert_int_equal (events.count, 0);
+    assert_int_equal (events.head, 3);
+
+    assert_int_equal (store_backend_read_all (f->backend, 2, 1, &events), 0);
+    assert_int_equal (events.count, 1);
+    assert_int_equal (events.events [0].position, 2);
+    assert_int_equal (events.head, 3);
+    assert_int_equal (store_backend_read_all (f->backend, 4, 10, &events), 0);
+    assert_int_equal (events.count, 0);
+    /* from below 1 reads from the start */
+    assert_int_equal (store_backend_read_all (f->backend, -5, 10, &events), 0);
+    assert_int_equal (events.count, 3);
+    store_events_reset (&events);
+}
+
+static void
+test_gapless_across_batches (void **state)
+{
+    fixture_t *f = *state;
+    test_append_t a, b, c, d;
+    s_make (&a, "case-a", 0, "cmd-a", 2);
+    s_make (&b, "case-b", -1, "cmd-b", 1);
+    store_outcome_t out [2];
+    assert_int_equal (s_batch (f->backend, (test_append_t *[]) {&a, &b}, 2, out), 0);
+    assert_int_equal (out [0].kind, STORE_OUTCOME_APPENDED);
+    assert_int_equal (out [1].kind, STORE_OUTCOME_APPENDED);
+    assert_int_equal (out [0].first_position, 1);
+    assert_int_equal (out [0].last_position, 2);
+    assert_int_equal (out [1].first_position, 3);
+    assert_int_equal (out [1].last_position, 3);
+    assert_int_equal (out [1].version, 1);
+    store_outcomes_free (out, 2);
+
+    s_make (&c, "case-a", 2, "cmd-c", 4);
+    s_make (&d, "case-b", 1, "cmd-d", 1);
+    assert_int_equal (s_batch (f->backend, (test_append_t *[]) {&c, &d}, 2, out), 0);
+    assert_int_equal (out [0].first_position, 4);
+    assert_int_equal (out [0].last_position, 7);
+    assert_int_equal (out [0].version, 6);
+    assert_int_equal (out [1].first_position, 8);
+    assert_int_equal (out [1].version, 2);
+    store_outcomes_free (out, 2);
+
+    store_events_t events;
+    store_events_init (&events);
+    assert_int_equal (store_backend_read_all (f->backend, 1, 100, &events), 0);
+    assert_int_equal (events.count, 8);
+    assert_int_equal (events.head, 8);
+    for (size_t i = 0; i < events.count; i++)
+        assert_int_equal (events.events [i].position, (int64_t) i + 1);
+    assert_int_equal (store_backend_read_stream (f->backend, "case-a", 1, 100, &events), 0);
+    assert_int_equal (events.count, 6);
+    for (size_t i = 0; i < events.count; i++)
+        assert_int_equal (events.events [i].version, (int64_t) i + 1);
+    store_events_reset (&events);
+}
+
+static void
+test_conflict (void **state)
+{
+    fixture_t *f = *state;
+    test_append_t a, b, c, d;
+    s_make (&a, "case-a", 0, "cmd-1", 2);
+    store_outcome_t out [1];
+    assert_int_equal (s_batch (f->backend, (test_append_t *[]) {&a}, 1, out), 0);
+    store_outcomes_free (out, 1);
+
+    s_make (&b, "case-a", 0, "cmd-2", 1);       /* must not exist: it does */
+    assert_int_equal (s_batch (f->backend, (test_append_t *[]) {&b}, 1, out), 0);
+    assert_int_equal (out [0].kind, STORE_OUTCOME_CONFLICT);
+    assert_int_equal (out [0].current_version, 2);
+    s_make (&c, "case-a", 1, "cmd-3", 1);       /* stale */
+    assert_int_equal (s_batch (f->backend, (test_append_t *[]) {&c}, 1, out), 0);
+    assert_int_equal (out [0].kind, STORE_OUTCOME_CONFLICT);
+    assert_int_equal (out [0].current_version, 2);
+    s_make (&c, "case-new", 3, "cmd-4", 1);     /* a version of a stream that does not exist */
+    assert_int_equal (s_batch (f->backend, (test_append_t *[]) {&c}, 1, out), 0);
+    assert_int_equal (out [0].kind, STORE_OUTCOME_CONFLICT);
+    assert_int_equal (out [0].current_version, 0);
+    assert_int_equal (s_head (f->backend), 2);
+
+    /* a conflicting command wrote no command row: retried right, it appends */
+    s_make (&d, "case-a", 2, "cmd-2", 1);
+    assert_int_equal (s_batch (f->backend, (test_append_t *[]) {&d}, 1, out), 0);
+    assert_int_equal (out [0].kind, STORE_OUTCOME_APPENDED);
+    assert_int_equal (out [0].version, 3);
+    s_make (&d, "case-a", -1, "cmd-5", 1);      /* any version */
+    assert_int_equal (s_batch (f->backend, (test_append_t *[]) {&d}, 1, out), 0);
+    assert_int_equal (out [0].kind, STORE_OUTCOME_APPENDED);
+    assert_int_equal (out [0].version, 4);
+    assert_int_equal (s_head (f->backend), 4);
+}
+
+static void
+test_duplicate (void **state)
+{
+    fixture_t *f = *state;
+    test_append_t a, b;
+    s_make (&a, "case-a", 0, "cmd-1", 2);
+    a.req.result = "{\"case_id\":\"case-a\",\"events\":2}";
+    a.req.result_size = strlen (a.req.result);
+    store_outcome_t out [2];
+    assert_int_equal (s_batch (f->backend, (test_append_t *[]) {&a}, 1, out), 0);
+    store_outcomes_free (out, 1);
+
+    /* same command id, other events and expected version: nothing written */
+    s_make (&b, "case-a", 7, "cmd-1", 3);
+    snprintf (b.events [0].id, sizeof b.events [0].id, "other-id");
+    assert_int_equal (s_batch (f->backend, (test_append_t *[]) {&b}, 1, out), 0);
+    assert_int_equal (out [0].kind, STORE_OUTCOME_DUPLICATE);
+    assert_int_equal (out [0].result_size, a.req.result_size);
+    assert_memory_equal (out [0].result, a.req.result, a.req.result_size);
+    assert_string_equal (out [0].fingerprint, "fp-cmd-1");
+    store_outcomes_free (out, 1);
+    assert_int_equal (s_head (f->backend), 2);
+
+    /* the same command twice in one batch: the second sees the first */
+    test_append_t c, d;
+    s_make (&c, "case-c", 0, "cmd-2", 1);
+    s_make (&d, "case-c", 0, "cmd-2", 1);
+    assert_int_equal (s_batch (f->backend, (test_append_t *[]) {&c, &d}, 2, out), 0);
+    assert_int_equal (out [0].kind, STORE_OUTCOME_APPENDED);
+    assert_int_equal (out [1].kind, STORE_OUTCOME_DUPLICATE);
+    assert_string_equal (out [1].fingerprint, "fp-cmd-2");
+    store_outcomes_free (out, 2);
+    assert_int_equal (s_head (f->backend), 3);
+
+    /* an empty remembered result comes back empty */
+    s_make (&c, "case-e", 0, "cmd-3", 1);
+    c.req.result = NULL;
+    c.req.result_size = 0;
+    assert_int_equal (s_batch (f->backend, (test_append_t *[]) {&c}, 1, out), 0);
+    assert_int_equal (s_batch (f->backend, (test_append_t *[]) {&c}, 1, out), 0);
+    assert_int_equal (out [0].kind, STORE_OUTCOME_DUPLICATE);
+    assert_int_equal (out [0].result_size, 0);
+    store_outcomes_free (out, 1);
+}
+
+static void
+test_atomicity (void **state)
+{
+    fixture_t *f = *state;
+    test_append_t a, b, c, d, e;
+    s_make (&a, "case-a", 0, "cmd-a", 2);
+    store_outcome_t out [4];
+    assert_int_equal (s_batch (f->backend, (test_append_t *[]) {&a}, 1, out), 0);
+    store_outcomes_free (out, 1);
+
+    /* b conflicts, c reuses an event id already stored on its third event,
+     * d and e are fine: d and e commit, gapless, and nothing of c is left. */
+    s_make (&b, "case-a", 0, "cmd-b", 1);
+    s_make (&c, "case-c", 0, "cmd-c", 3);
+    snprintf (c.events [2].id, sizeof c.events [2].id, "cmd-a/0");
+    s_make (&d, "case-d", 0, "cmd-d", 2);
+    s_make (&e, "case-a", 2, "cmd-e", 1);
+    store_outcome_t out4 [4];
+    assert_int_equal (s_batch (f->backend, (test_append_t *[]) {&b, &c, &d, &e}, 4, out4), 0);
+    assert_int_equal (out4 [0].kind, STORE_OUTCOME_CONFLICT);
+    assert_int_equal (out4 [1].kind, STORE_OUTCOME_ERROR);
+    assert_string_equal (out4 [1].error, "invalid");
+    assert_int_equal (out4 [2].kind, STORE_OUTCOME_APPENDED);
+    assert_int_equal (out4 [2].first_position, 3);
+    assert_int_equal (out4 [2].last_position, 4);
+    assert_int_equal (out4 [3].kind, STORE_OUTCOME_APPENDED);
+    assert_int_equal (out4 [3].first_position, 5);
+    assert_int_equal (out4 [3].version, 3);
+    store_outcomes_free (out4, 4);
+
+    store_events_t events;
+    store_events_init (&events);
+    assert_int_equal (store_backend_read_stream (f->backend, "case-c", 1, 100, &events), 0);
+    assert_int_equal (events.count, 0);
+    assert_int_equal (store_backend_read_all (f->backend, 1, 100, &events), 0);
+    assert_int_equal (events.count, 5);
+    for (size_t i = 0; i < events.count; i++)
+        assert_int_equal (events.events [i].position, (int64_t) i + 1);
+    store_events_reset (&events);
+
+    /* c wrote no command row either: fixed, it goes in */
+    snprintf (c.events [2].id, sizeof c.events [2].id, "cmd-c/2");
+    assert_int_equal (s_batch (f->backend, (test_append_t *[]) {&c}, 1, out), 0);
+    assert_int_equal (out [0].kind, STORE_OUTCOME_APPENDED);
+    assert_int_equal (out [0].first_position, 6);
+    assert_int_equal (out [0].last_position, 8);
+}
+
+static void
+test_invalid_requests (void **state)
+{
+    fixture_t *f = *state;
+    test_append_t a, b, c;
+    s_make (&a, "case-a", -2, "cmd-a", 1);          /* no such expected version */
+    s_make (&b, "case-b", 0, "cmd-b", 1);
+    s_make (&c, "case-c", 0, "cmd-c", 1);           /* oversized event */
+    char *big = calloc (1, STORE_BACKEND_EVENT_DATA_MAX + 1);
+    assert_non_null (big);
+    c.events [0].data = big;
+    c.events [0].data_size = STORE_BACKEND_EVENT_DATA_MAX + 1;
+    store_outcome_t out [3];
+    assert_int_equal (s_batch (f->backend, (test_append_t *[]) {&a, &b, &c}, 3, out), 0);
+    assert_int_equal (out [0].kind, STORE_OUTCOME_ERROR);
+    assert_int_equal (out [1].kind, STORE_OUTCOME_APPENDED);
+    assert_int_equal (out [1].first_position, 1);
+    assert_int_equal (out [2].kind, STORE_OUTCOME_ERROR);
+    store_outcomes_free (out, 3);
+    free (big);
+    assert_int_equal (s_head (f->backend), 1);
+}
+
+static void
+test_read_caps (void **state)
+{
+    fixture_t *f = *state;
+    /* 11 appends of 1,000 events: more than one read may return */
+    enum { N = 11, PER = 1000 };
+    store_append_t reqs [N];
+    store_new_event_t *events = calloc (N * PER, sizeof (store_new_event_t));
+    assert_non_null (events);
+    store_batch_item_t items [N];
+    for (size_t i = 0; i < N; i++) {
+        memset (&reqs [i], 0, sizeof reqs [i]);
+        snprintf (reqs [i].stream, sizeof reqs [i].stream, "big");
+        snprintf (reqs [i].command_id, sizeof reqs [i].command_id, "cmd-%zu", i);
+        reqs [i].expected_version = -1;
+        reqs [i].events = events + i * PER;
+        reqs [i].count = PER;
+        for (size_t e = 0; e < PER; e++) {
+            snprintf (reqs [i].events [e].id, EVENT_ID_MAX, "ev-%zu-%zu", i, e);
+            snprintf (reqs [i].events [e].type, EVENT_TYPE_MAX, "Big");
+            reqs [i].events [e].data = "{}";
+            reqs [i].events [e].data_size = 2;
+        }
+        items [i].req = &reqs [i];
+        items [i].correlation_id = NULL;
+    }
+    store_outcome_t out [N];
+    assert_int_equal (store_backend_append_batch (f->backend, items, N, 1, out), 0);
+    for (size_t i = 0; i < N; i++)
+        assert_int_equal (out [i].kind, STORE_OUTCOME_APPENDED);
+    assert_int_equal (out [N - 1].last_position, N * PER);
+
+    /* committed_events rebuilds exactly what was written, in order */
+    store_events_t feed;
+    store_events_init (&feed);
+    assert_int_equal (store_backend_committed_events (items, out, N, 1, &feed), 0);
+    assert_int_equal (feed.count, N * PER);
+    assert_int_equal (feed.head, N * PER);
+    for (size_t i = 0; i < feed.count; i++) {
+        assert_int_equal (feed.events [i].position, (int64_t) i + 1);
+        assert_int_equal (feed.events [i].version, (int64_t) i + 1);
+    }
+    assert_string_equal (feed.events [PER].command_id, "cmd-1");
+    assert_string_equal (feed.events [PER].id, "ev-1-0");
+    store_events_reset (&feed);
+    free (events);
+
+    store_events_t read;
+    store_events_init (&read);
+    assert_int_equal (store_backend_read_all (f->backend, 1, 1000000, &read), 0);
+    assert_int_equal (read.count, STORE_READ_MAX);
+    assert_int_equal (read.head, N * PER);
+    assert_int_equal (store_backend_read_stream (f->backend, "big", 1, 1000000, &read), 0);
+    assert_int_equal (read.count, STORE_READ_MAX);
+    assert_int_equal (store_backend_read_stream (f->backend, "big", STORE_READ_MAX + 1, 1000000, &read), 0);
+    assert_int_equal (read.count, N * PER - STORE_READ_MAX);
+    assert_int_equal (read.events [0].version, STORE_READ_MAX + 1);
+    store_events_reset (&read);
+}
+
+static void
+test_reopen_keeps_everything (void **state)
+{
+    fixture_t *f = *state;
+    test_append_t a, b;
+    s_make (&a, "case-a", 0, "cmd-1", 3);
+    store_outcome_t out [1];
+    assert_int_equal (s_batch (f->backend, (test_append_t *[]) {&a}, 1, out), 0);
+    store_backend_destroy (&f->backend);
+    assert_null (f->backend);
+
+    f->backend = store_backend_new (&store_sqlite_ops, f->path, NULL);
+    assert_non_null (f->backend);
+    assert_int_equal (s_head (f->backend), 3);
+    s_make (&b, "case-a", 0, "cmd-1", 1);
+    assert_int_equal (s_batch (f->backend, (test_append_t *[]) {&b}, 1, out), 0);
+    assert_int_equal (out [0].kind, STORE_OUTCOME_DUPLICATE);
+    store_outcomes_free (out, 1);
+    s_make (&b, "case-a", 3, "cmd-2", 1);
+    assert_int_equal (s_batch (f->backend, (test_append_t *[]) {&b}, 1, out), 0);
+    assert_int_equal (out [0].kind, STORE_OUTCOME_APPENDED);
+    assert_int_equal (out [0].first_position, 4);
+    assert_int_equal (out [0].version, 4);
+
+    store_events_t events;
+    store_events_init (&events);
+    assert_int_equal (store_backend_read_stream (f->backend, "case-a", 1, 100, &events), 0);
+    assert_int_equal (events.count, 4);
+    assert_memory_equal (events.events [1].data, "{\"i\":1}", 7);
+    store_events_reset (&events);
+}
+
+static void
+test_open_fails_cleanly (void **state)
+{
+    (void) state;
+    assert_null (store_backend_new (&store_sqlite_ops, "/nonexistent-dir/deeper/events.db", NULL));
+    assert_null (store_backend_new (NULL, "x", NULL));
+    assert_ptr_equal (store_backend_lookup ("sqlite"), &store_sqlite_ops);
+    assert_ptr_equal (store_backend_lookup (NULL), &store_sqlite_ops);
+    assert_null (store_backend_lookup ("mongodb"));
+    store_backend_destroy (NULL);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests [] = {
+        cmocka_unit_test_setup_teardown (test_append_and_read, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_gapless_across_batches, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_conflict, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_duplicate, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_atomicity, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_invalid_requests, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_read_caps, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_reopen_keeps_everything, s_setup, s_teardown),
+        cmocka_unit_test (test_open_fails_cleanly),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}

@@ -1,0 +1,363 @@
+/* test_store_server — the store actor over real sockets (inproc, temp dir): the
+ * request/reply protocol, answers in arrival order, one feed message per commit,
+ * malformed input answered without harm, and a failed commit acknowledging nothing. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "../../actors/store/store_server.h"
+#include "envelope.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define S_TIMEOUT_MS 5000
+
+typedef struct {
+    char dir [64];
+    char path [128];
+    char router_ep [96];
+    char pub_ep [96];
+    store_server_args_t args;
+    zactor_t *store;
+    zsock_t *client;
+    zsock_t *feed;
+} fixture_t;
+
+/* A backend that is SQLite, except that the next `s_fail_batches` batches fail
+ * as a failed COMMIT would: every append refused, nothing written. */
+static int s_fail_batches = 0;
+
+static int
+s_failing_append (void *impl, const store_batch_item_t *items, size_t count, int64_t now_us,
+                  store_outcome_t *outcomes)
+{
+    if (s_fail_batches > 0) {
+        s_fail_batches--;
+        for (size_t i = 0; i < count; i++) {
+            outcomes [i].kind = STORE_OUTCOME_ERROR;
+            snprintf (outcomes [i].error, sizeof outcomes [i].error, "unavailable");
+            snprintf (outcomes [i].detail, sizeof outcomes [i].detail, "commit failed");
+        }
+        return -1;
+    }
+    return store_sqlite_ops.append_batch (impl, items, count, now_us, outcomes);
+}
+
+static store_backend_ops_t s_failing_ops;
+
+static int
+s_setup_with (void **state, const store_backend_ops_t *ops)
+{
+    static int counter = 0;
+    fixture_t *f = calloc (1, sizeof (fixture_t));
+    assert_non_null (f);
+    snprintf (f->dir, sizeof f->dir, "/tmp/dossier-storesrv-XXXXXX");
+    assert_non_null (mkdtemp (f->dir));
+    snprintf (f->path, sizeof f->path, "%s/events.db", f->dir);
+    snprintf (f->router_ep, sizeof f->router_ep, "inproc://store-%d-%d", (int) getpid (), counter);
+    snprintf (f->pub_ep, sizeof f->pub_ep, "inproc://store-pub-%d-%d", (int) getpid (), counter++);
+    f->args.backend = store_backend_new (ops, f->path, NULL);
+    assert_non_null (f->args.backend);
+    f->args.router_endpoint = f->router_ep;
+    f->args.pub_endpoint = f->pub_ep;
+    /* zactor_new returns once the actor has bound (or failed): no sleeping. */
+    f->store = zactor_new (store_server_actor, &f->args);
+    assert_non_null (f->store);
+    assert_null (f->args.backend);
+    f->client = zsock_new_dealer (f->router_ep);
+    assert_non_null (f->client);
+    /* inproc connects synchronously to a bound endpoint, so this subscription is
+     * queued to the PUB before any request we send next. */
+    f->feed = zsock_new_sub (f->pub_ep, "");
+    assert_non_null (f->feed);
+    *state = f;
+    return 0;
+}
+
+static int
+s_setup (void **state)
+{
+    return s_setup_with (state, &store_sqlite_ops);
+}
+
+static int
+s_setup_failing (void **state)
+{
+    s_failing_ops = store_sqlite_ops;
+    s_failing_ops.append_batch = s_failing_append;
+    return s_setup_with (state, &s_failing_ops);
+}
+
+static int
+s_teardown (void **state)
+{
+    fixture_t *f = *state;
+    zsock_destroy (&f->client);
+    zsock_destroy (&f->feed);
+    zactor_destroy (&f->store);
+    const char *suffixes [] = { "", "-wal", "-shm", "-journal" };
+    for (size_t i = 0; i < 4; i++) {
+        char path [160];
+        snprintf (path, sizeof path, "%s%s", f->path, suffixes [i]);
+        unlink (path);
+    }
+    assert_int_equal (rmdir (f->dir), 0);
+    free (f);
+    return 0;
+}
+
+static void
+s_send (zsock_t *sock, const char *type, const char *id, const char *body, size_t size)
+{
+    envelope_t env;
+    envelope_init (&env, type, id);
+    envelope_set (env.correlation_id, sizeof env.correlation_id, "corr-test");
+    envelope_set (env.key, sizeof env.key, "stream-key");
+    env.body = body;
+    env.body_size = size;
+    assert_int_equal (envelope_send (zsock_resolve (sock), NULL, &env), 0);
+}
+
+/* Receives one envelope within the timeout; fails the test otherwise.
+ * *msg_p owns what env borrows. */
+static void
+s_recv (zsock_t *sock, zmsg_t **msg_p, envelope_t *env)
+{
+    zpoller_t *poller = zpoller_new (sock, NULL);
+    void *which = zpoller_wait (poller, S_TIMEOUT_MS);
+    zpoller_destroy (&poller);
+    assert_ptr_equal (which, sock);
+    assert_int_equal (envelope_recv (zsock_resolve (sock), 0, NULL, msg_p, env), 0);
+}
+
+/* Sends an append of n events to stream with the given command id. */
+static void
+s_append (zsock_t *sock, const char *stream, int64_t expected, const char *command, size_t n)
+{
+    store_append_t req;
+    memset (&req, 0, sizeof req);
+    store_new_event_t events [8];
+    memset (events, 0, sizeof events);
+    snprintf (req.stream, sizeof req.stream, "%s", stream);
+    snprintf (req.command_id, sizeof req.command_id, "%s", command);
+    snprintf (req.fingerprint, sizeof req.fingerprint, "fp-%s", command);
+    req.expected_version = expected;
+    req.result = "{\"remembered\":1}";
+    req.result_size = strlen (req.result);
+    for (size_t i = 0; i < n; i++) {
+        snprintf (events [i].id, sizeof events [i].id, "%s/%zu", command, i);
+        snprintf (events [i].type, sizeof events [i].type, "Happened");
+        events [i].data = "{\"x\":1}";
+        events [i].data_size = 7;
+    }
+    req.events = events;
+    req.count = n;
+    char *body = NULL;
+    size_t size = 0;
+    assert_int_equal (store_append_encode (&req, &body, &size), 0);
+    s_send (sock, "store.append", command, body, size);
+    free (body);
+}
+
+/* Expects a reply of the given type answering request id; decodes store replies. */
+static void
+s_expect_reply (fixture_t *f, const char *type, const char *cause, store_reply_t *reply)
+{
+    zmsg_t *msg = NULL;
+    envelope_t env;
+    s_recv (f->client, &msg, &env);
+    assert_string_equal (env.type, type);
+    assert_string_equal (env.causation_id, cause);
+    assert_string_equal (env.correlation_id, "corr-test");
+    if (reply) {
+        assert_int_equal (store_reply_decode (type, env.body, env.body_size, reply), 0);
+        reply->result = NULL;   /* borrowed from msg, about to go */
+    }
+    zmsg_destroy (&msg);
+}
+
+/* Expects a store.events answer or feed message; returns count, fills first/last/head. */
+static size_t
+s_expect_events (zsock_t *sock, int64_t *first, int64_t *last, int64_t *head, char *first_cmd)
+{
+    zmsg_t *msg = NULL;
+    envelope_t env;
+    s_recv (sock, &msg, &env);
+    assert_string_equal (env.type, "store.events");
+    event_batch_t batch;
+    assert_int_equal (event_batch_decode (env.body, env.body_size, &batch), 0);
+    size_t count = batch.count;
+    *head = batch.head;
+    *first = count ? batch.events [0].position : 0;
+    *last = count ? batch.events [count - 1].position : 0;
+    if (first_cmd)
+        snprintf (first_cmd, EVENT_ID_MAX, "%s", count ? batch.events [0].command_id : "");
+    for (size_t i = 1; i < count; i++)
+        assert_int_equal (batch.events [i].position, batch.events [i - 1].position + 1);
+    if (count)
+        assert_string_equal (batch.events [0].correlation_id, "corr-test");
+    event_batch_destroy (&batch);
+    zmsg_destroy (&msg);
+    return count;
+}
+
+static void
+test_append_reply_and_feed (void **state)
+{
+    fixture_t *f = *state;
+    store_reply_t reply;
+    s_append (f->client, "case-1", 0, "cmd-1", 2);
+    s_expect_reply (f, "store.appended", "cmd-1", &reply);
+    assert_int_equal (reply.first_position, 1);
+    assert_int_equal (reply.last_position, 2);
+    assert_int_equal (reply.version, 2);
+
+    int64_t first, last, head;
+    char cmd [EVENT_ID_MAX];
+    assert_int_equal (s_expect_events (f->feed, &first, &last, &head, cmd), 2);
+    assert_int_equal (first, 1);
+    assert_int_equal (last, 2);
+    assert_int_equal (head, 2);
+    assert_string_equal (cmd, "cmd-1");
+
+    /* Pipelined: answers come in arrival order and the read sees every append
+     * that arrived before it, whichever batch each landed in. */
+    s_append (f->client, "case-1", 2, "cmd-2", 1);
+    s_append (f->client, "case-2", 0, "cmd-3", 3);
+    s_append (f->client, "case-1", 0, "cmd-4", 1);          /* conflict */
+    size_t size = 0;
+    char *body = store_read_all_encode (1, 100, &size);
+    s_send (f->client, "store.read_all", "read-1", body, size);
+    free (body);
+    s_append (f->client, "case-1", 2, "cmd-2", 1);          /* duplicate */
+    body = store_read_stream_encode ("case-1", 2, &size);
+    s_send (f->client, "store.read_stream", "read-2", body, size);
+    free (body);
+    s_send (f->client, "ctl.ping", "ping-1", NULL, 0);
+
+    s_expect_reply (f, "store.appended", "cmd-2", &reply);
+    assert_int_equal (reply.first_position, 3);
+    assert_int_equal (reply.version, 3);
+    s_expect_reply (f, "store.appended", "cmd-3", &reply);
+    assert_int_equal (reply.first_position, 4);
+    assert_int_equal (reply.last_position, 6);
+    s_expect_reply (f, "store.conflict", "cmd-4", &reply);
+    assert_int_equal (reply.current_version, 3);
+    assert_int_equal (s_expect_events (f->client, &first, &last, &head, NULL), 6);
+    assert_int_equal (first, 1);
+    assert_int_equal (last, 6);
+    assert_int_equal (head, 6);
+    s_expect_reply (f, "store.duplicate", "cmd-2", &reply);
+    assert_string_equal (reply.fingerprint, "fp-cmd-2");
+    assert_int_equal (s_expect_events (f->client, &first, &last, &head, NULL), 2);
+    assert_int_equal (first, 2);
+    assert_int_equal (last, 3);
+    s_expect_reply (f, "ctl.pong", "ping-1", NULL);
+
+    /* The feed carried positions 3..6 exactly once each, in order, without gaps. */
+    int64_t next = 3;
+    while (next <= 6) {
+        s_expect_events (f->feed, &first, &last, &head, NULL);
+        assert_int_equal (first, next);
+        next = last + 1;
+    }
+}
+
+static void
+test_malformed_input (void **state)
+{
+    fixture_t *f = *state;
+    /* not an envelope at all */
+    zsock_send (f->client, "s", "garbage that is not msgpack");
+    store_reply_t reply;
+    zmsg_t *msg = NULL;
+    envelope_t env;
+    s_recv (f->client, &msg, &env);
+    assert_string_equal (env.type, "store.error");
+    assert_int_equal (store_reply_decode (env.type, env.body, env.body_size, &reply), 0);
+    assert_string_equal (reply.error, "malformed");
+    zmsg_destroy (&msg);
+
+    /* an envelope with a body that is not an append */
+    s_send (f->client, "store.append", "bad-1", "\x93\x01\x02\x03", 4);
+    s_expect_reply (f, "store.error", "bad-1", &reply);
+    assert_string_equal (reply.error, "malformed");
+    s_send (f->client, "store.read_all", "bad-2", "\xc1", 1);
+    s_expect_reply (f, "store.error", "bad-2", &reply);
+    s_send (f->client, "store.read_stream", "bad-3", "\x80", 1);     /* map without stream */
+    s_expect_reply (f, "store.error", "bad-3", &reply);
+    s_send (f->client, "store.unknown", "bad-4", NULL, 0);
+    s_expect_reply (f, "store.error", "bad-4", &reply);
+    assert_string_equal (reply.error, "unknown_type");
+    /* too many frames */
+    zsock_send (f->client, "ssss", "a", "b", "c", "d");
+    s_recv (f->client, &msg, &env);
+    assert_string_equal (env.type, "store.error");
+    zmsg_destroy (&msg);
+
+    /* and the store still works */
+    s_append (f->client, "case-1", 0, "cmd-1", 1);
+    s_expect_reply (f, "store.appended", "cmd-1", &reply);
+    assert_int_equal (reply.first_position, 1);
+}
+
+static void
+test_failed_commit_acknowledges_nothing (void **state)
+{
+    fixture_t *f = *state;
+    s_fail_batches = 1;
+    store_reply_t reply;
+    s_append (f->client, "case-1", 0, "cmd-lost", 2);
+    s_expect_reply (f, "store.error", "cmd-lost", &reply);
+    assert_string_equal (reply.error, "unavailable");
+    s_append (f->client, "case-1", 0, "cmd-ok", 1);
+    s_expect_reply (f, "store.appended", "cmd-ok", &reply);
+    assert_int_equal (reply.first_position, 1);
+    /* the first feed message is the second batch: the failed one published nothing */
+    int64_t first, last, head;
+    char cmd [EVENT_ID_MAX];
+    assert_int_equal (s_expect_events (f->feed, &first, &last, &head, cmd), 1);
+    assert_int_equal (first, 1);
+    assert_string_equal (cmd, "cmd-ok");
+}
+
+static void
+test_bind_failure (void **state)
+{
+    (void) state;
+    char dir [] = "/tmp/dossier-storebind-XXXXXX";
+    assert_non_null (mkdtemp (dir));
+    char path [96];
+    snprintf (path, sizeof path, "%s/events.db", dir);
+    store_backend_t *backend = store_backend_new (&store_sqlite_ops, path, NULL);
+    assert_non_null (backend);
+    store_server_t *server = store_server_new (&backend, "bogus://nowhere", "inproc://unused-pub");
+    assert_null (server);
+    assert_null (backend);      /* taken and freed */
+    unlink (path);
+    char wal [128];
+    snprintf (wal, sizeof wal, "%s-wal", path);
+    unlink (wal);
+    snprintf (wal, sizeof wal, "%s-shm", path);
+    unlink (wal);
+    assert_int_equal (rmdir (dir), 0);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests [] = {
+        cmocka_unit_test_setup_teardown (test_append_reply_and_feed, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_malformed_input, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_failed_commit_acknowledges_nothing, s_setup_failing, s_teardown),
+        cmocka_unit_test (test_bind_failure),
+    };
+    int rc = cmocka_run_group_tests (tests, NULL, NULL);
+    zsys_shutdown ();
+    return rc;
+}
