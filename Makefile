@@ -16,7 +16,7 @@ endif
 BIN     := $(BUILD)/bin
 
 CFLAGS  += -std=c11 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra -Werror -MMD -MP \
-           -Icommon -Idomain $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+           -Icommon -Idomain -DH2O_USE_LIBUV=0 $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDFLAGS += $(OPT)
 LDLIBS  += -Wl,--as-needed $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lssl -lcrypto -lz -lpthread -lm
 
