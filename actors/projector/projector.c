@@ -1,0 +1,507 @@
+/* projector — one actor, one poll loop: the live subscription feeds projection.c,
+ * the control ROUTER answers status and rebuild requests, and a rebuild pages
+ * through the whole log on its own DEALER while the loop keeps answering. */
+#include "projector.h"
+
+#include <jansson.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "endpoints.h"
+#include "envelope.h"
+#include "ids.h"
+#include "log.h"
+#include "projection.h"
+#include "ready.h"
+#include "store_proto.h"
+#include "subscription.h"
+
+#define S_PROGRESS_MS       100     /* ctl.progress at most this often */
+#define S_REBUILD_TIMEOUT_MS 5000   /* a page not answered by then is asked again */
+#define S_REBUILD_MAX_TRIES 12      /* ... and after this many, the rebuild fails */
+
+/* A rebuild in progress: pages of the log into one transaction on target. */
+typedef struct {
+    zsock_t *dealer;
+    projection_t *target;       /* the live projection (in place) or a fresh one (owned) */
+    int in_place;
+    zframe_t *requester;        /* routing identity of whoever asked */
+    char cause [ENVELOPE_ID_MAX];
+    char correlation [ENVELOPE_ID_MAX];
+    char req_id [ENVELOPE_ID_MAX];
+    uint64_t req_seq;
+    int polled;                 /* dealer is in the poller */
+    int outstanding, tries;
+    int64_t sent_at;
+    int64_t next;               /* next position to ask for */
+    int64_t total;              /* the store's head when the rebuild began */
+    int total_known;
+    int64_t events;             /* events applied so far */
+    int64_t started_at, progress_at;
+    int progress_sent;
+} s_rebuild_t;
+
+typedef struct {
+    config_t *config;
+    zsock_t *pipe;              /* zactor pipe, or NULL when run from main */
+    char *db_path, *store_ep, *pub_ep, *ctl_ep;
+    projection_t *projection;
+    subscription_t *sub;
+    zsock_t *ctl;
+    zpoller_t *poller;
+    int sub_paused;
+    unsigned apply_failures;    /* consecutive batches the database refused */
+    s_rebuild_t *rebuild;
+    char tag [9];               /* random prefix of our message ids */
+    uint64_t msg_seq;
+    int stopping;
+} self_t;
+
+/* ---- replies on the control socket ------------------------------------------ */
+
+/* Sends [identity][envelope type, body = compact JSON of body]; takes body. */
+static void
+s_send_ctl (self_t *self, zframe_t *identity, const char *type, const char *cause, const char *corr, json_t *body)
+{
+    char *text = body ? json_dumps (body, JSON_COMPACT) : NULL;
+    json_decref (body);
+    char id [ENVELOPE_ID_MAX];
+    snprintf (id, sizeof id, "projector-%s-%llu", self->tag, (unsigned long long) ++self->msg_seq);
+    envelope_t env;
+    envelope_init (&env, type, id);
+    envelope_set (env.causation_id, sizeof env.causation_id, cause);
+    envelope_set (env.correlation_id, sizeof env.correlation_id, corr);
+    env.body = text;
+    env.body_size = text ? strlen (text) : 0;
+    if (envelope_send (zsock_resolve (self->ctl), identity, &env) != 0)
+        log_warn (corr, NULL, "projector: could not send %s", type);
+    free (text);
+}
+
+static void
+s_send_error (self_t *self, zframe_t *identity, const char *cause, const char *corr,
+              const char *error, const char *detail)
+{
+    s_send_ctl (self, identity, "ctl.error", cause, corr, json_pack ("{s:s, s:s}", "error", error, "detail", detail));
+}
+
+/* ---- the live subscription ----------------------------------------------------- */
+
+static int
+s_on_events (const event_t *events, size_t count, void *arg)
+{
+    self_t *self = (self_t *) arg;
+    if (projection_apply (self->projection, events, count) != 0) {
+        /* retried every few hundred ms: say so once, then now and then */
+        if (self->apply_failures++ % 50 == 0)
+            log_warn (NULL, NULL, "projector: batch at %lld not applied (%u in a row); will retry",
+                      (long long) events [0].position, self->apply_failures);
+        return -1;
+    }
+    self->apply_failures = 0;
+    return 0;
+}
+
+/* While an in-place rebuild holds the live database, the live feed waits: its
+ * sockets leave the poller (the subscription reads again when it comes back). */
+static void
+s_pause_live (self_t *self, int pause)
+{
+    if (pause == self->sub_paused)
+        return;
+    if (pause) {
+        zpoller_remove (self->poller, subscription_store_sock (self->sub));
+        zpoller_remove (self->poller, subscription_pub_sock (self->sub));
+    }
+    else {
+        zpoller_add (self->poller, subscription_store_sock (self->sub));
+        zpoller_add (self->poller, subscription_pub_sock (self->sub));
+    }
+    self->sub_paused = pause;
+}
+
+/* ---- rebuild ----------------------------------------------------------------------- */
+
+static void
+s_rebuild_send (self_t *self)
+{
+    s_rebuild_t *r = self->rebuild;
+    snprintf (r->req_id, sizeof r->req_id, "rebuild-%s-%llu", self->tag, (unsigned long long) ++r->req_seq);
+    size_t size = 0;
+    char *body = store_read_all_encode (r->next, STORE_READ_MAX, &size);
+    if (body) {
+        envelope_t env;
+        envelope_init (&env, "store.read_all", r->req_id);
+        envelope_set (env.correlation_id, sizeof env.correlation_id, r->correlation);
+        env.body = body;
+        env.body_size = size;
+        if (envelope_send (zsock_resolve (r->dealer), NULL, &env) != 0)
+            log_warn (r->correlation, NULL, "projector: rebuild read from %lld not sent; will retry", (long long) r->next);
+        free (body);
+    }
+    r->outstanding = 1;
+    r->sent_at = zclock_mono ();
+}
+
+/* Ends the rebuild: commits (ok) or rolls back, answers the requester, and lets
+ * the live feed go on from whatever the live database now holds. */
+static void
+s_rebuild_finish (self_t *self, int ok, const char *error, const char *detail)
+{
+    s_rebuild_t *r = self->rebuild;
+    if (ok && projection_commit (r->target) != 0) {
+        ok = 0;
+        error = "failed";
+        detail = "could not commit the rebuilt read models";
+    }
+    if (!ok && r->target)
+        projection_rollback (r->target);
+    double seconds = (double) (zclock_mono () - r->started_at) / 1000.0;
+    /* Close a target before answering: the requester opens it next. */
+    if (r->in_place) {
+        subscription_reset (self->sub, projection_checkpoint (self->projection) + 1);
+        s_pause_live (self, 0);
+    }
+    else
+        projection_destroy (&r->target);
+    if (ok) {
+        log_info (r->correlation, NULL, "projector: rebuild%s done: %lld events in %.3f s",
+                  r->in_place ? " in place" : "", (long long) r->events, seconds);
+        s_send_ctl (self, r->requester, "ctl.done", r->cause, r->correlation,
+                    json_pack ("{s:I, s:f}", "events", (json_int_t) r->events, "seconds", seconds));
+    }
+    else {
+        log_error (r->correlation, NULL, "projector: rebuild failed after %lld events: %s (%s)",
+                   (long long) r->events, error, detail);
+        s_send_error (self, r->requester, r->cause, r->correlation, error, detail);
+    }
+    if (r->polled)
+        zpoller_remove (self->poller, r->dealer);
+    zsock_destroy (&r->dealer);
+    zframe_destroy (&r->requester);
+    free (r);
+    self->rebuild = NULL;
+}
+
+static void
+s_rebuild_start (self_t *self, zframe_t *identity, const envelope_t *req)
+{
+    if (self->rebuild) {
+        s_send_error (self, identity, req->id, req->correlation_id, "busy", "a rebuild is already running");
+        return;
+    }
+    const char *target = NULL;
+    json_t *body = NULL;
+    if (req->body_size > 0) {
+        body = json_loadb (req->body, req->body_size, 0, NULL);
+        json_t *t = json_object_get (body, "target");
+        if (!json_is_object (body) || (t && !json_is_null (t) && !json_is_string (t))) {
+            json_decref (body);
+            s_send_error (self, identity, req->id, req->correlation_id, "validation.body",
+                          "the body must be a JSON object {\"target\": \"/abs/path.db\"}");
+            return;
+        }
+        target = json_string_value (t);
+    }
+    if (target) {
+        char a [PATH_MAX], b [PATH_MAX];
+        const char *problem = NULL;
+        if (target [0] != '/' || strlen (target) >= PATH_MAX - 16)
+            problem = "target must be an absolute path";
+        else
+        if (realpath (target, a) && realpath (self->db_path, b) && strcmp (a, b) == 0)
+            problem = "target is the live read-model database: rebuild without a target instead";
+        else
+        if (!projection_is_readmodel_file (target))
+            problem = "target exists and is not a read-model database: it would be overwritten";
+        if (problem) {
+            json_decref (body);
+            s_send_error (self, identity, req->id, req->correlation_id, "validation.target", problem);
+            return;
+        }
+    }
+    s_rebuild_t *r = calloc (1, sizeof (s_rebuild_t));
+    if (!r) {
+        json_decref (body);
+        s_send_error (self, identity, req->id, req->correlation_id, "failed", "out of memory");
+        return;
+    }
+    self->rebuild = r;
+    r->requester = zframe_dup (identity);
+    snprintf (r->cause, sizeof r->cause, "%s", req->id);
+    snprintf (r->correlation, sizeof r->correlation, "%s", req->correlation_id [0] ? req->correlation_id : req->id);
+    r->in_place = target == NULL;
+    r->next = 1;
+    r->started_at = r->progress_at = zclock_mono ();
+    r->target = r->in_place ? self->projection : projection_new (target);
+    log_info (r->correlation, NULL, "projector: rebuild %s%s started", r->in_place ? "in place" : "into ",
+              r->in_place ? "" : target);
+    json_decref (body);
+    r->dealer = zsock_new (ZMQ_DEALER);
+    if (!r->target || !r->dealer) {
+        s_rebuild_finish (self, 0, "failed", r->target ? "cannot create a socket" : "cannot open the target database");
+        return;
+    }
+    zsock_set_linger (r->dealer, 0);
+    if (zsock_connect (r->dealer, "%s", self->store_ep) != 0) {
+        s_rebuild_finish (self, 0, "failed", "cannot connect to the store");
+        return;
+    }
+    zpoller_add (self->poller, r->dealer);
+    r->polled = 1;
+    if (r->in_place)
+        s_pause_live (self, 1);
+    if (projection_begin (r->target) != 0 || projection_clear (r->target) != 0) {
+        s_rebuild_finish (self, 0, "failed", "cannot reset the read models");
+        return;
+    }
+    s_rebuild_send (self);
+}
+
+/* Sends ctl.progress at most every S_PROGRESS_MS; at the end (last) also when none
+ * was sent yet, so even a short rebuild reports its total once. */
+static void
+s_rebuild_progress (self_t *self, int last)
+{
+    s_rebuild_t *r = self->rebuild;
+    int64_t now = zclock_mono ();
+    if (now - r->progress_at < S_PROGRESS_MS && !(last && !r->progress_sent))
+        return;
+    r->progress_at = now;
+    r->progress_sent = 1;
+    s_send_ctl (self, r->requester, "ctl.progress", r->cause, r->correlation,
+                json_pack ("{s:I, s:I}", "done", (json_int_t) r->events, "total", (json_int_t) r->total));
+}
+
+static void
+s_handle_rebuild (self_t *self)
+{
+    s_rebuild_t *r = self->rebuild;
+    zmsg_t *msg = NULL;
+    envelope_t env;
+    int rc = envelope_recv (zsock_resolve (r->dealer), 0, NULL, &msg, &env);
+    if (rc != 0) {
+        if (rc == -2)
+            log_warn (r->correlation, NULL, "projector: malformed reply from the store dropped");
+        return;
+    }
+    if (!r->outstanding || (env.causation_id [0] && strcmp (env.causation_id, r->req_id) != 0)) {
+        zmsg_destroy (&msg);                        /* answer to a read we re-sent */
+        return;
+    }
+    r->outstanding = 0;
+    r->tries = 0;
+    event_batch_t batch;
+    if (strcmp (env.type, "store.events") != 0 || event_batch_decode (env.body, env.body_size, &batch) != 0) {
+        store_reply_t reply;
+        char detail [400];
+        if (strcmp (env.type, "store.error") == 0 && store_reply_decode (env.type, env.body, env.body_size, &reply) == 0)
+            snprintf (detail, sizeof detail, "store: %s: %s", reply.error, reply.detail);
+        else
+            snprintf (detail, sizeof detail, "unexpected reply '%s' from the store", env.type);
+        zmsg_destroy (&msg);
+        s_rebuild_finish (self, 0, "unavailable", detail);
+        return;
+    }
+    if (!r->total_known) {
+        r->total = batch.head;
+        r->total_known = 1;
+    }
+    for (size_t i = 0; i < batch.count; i++)
+        if (batch.events [i].position != r->next + (int64_t) i) {
+            char detail [128];
+            snprintf (detail, sizeof detail, "the store skipped position %lld", (long long) (r->next + (int64_t) i));
+            event_batch_destroy (&batch);
+            zmsg_destroy (&msg);
+            s_rebuild_finish (self, 0, "failed", detail);
+            return;
+        }
+    r->next += (int64_t) batch.count;
+    int last = batch.count == 0 || r->next > r->total;
+    if (!last)
+        s_rebuild_send (self);          /* the store reads the next page while we write this one */
+    int applied = batch.count == 0 || projection_apply_in_tx (r->target, batch.events, batch.count) == 0;
+    r->events += (int64_t) batch.count;
+    event_batch_destroy (&batch);
+    zmsg_destroy (&msg);
+    if (!applied)
+        s_rebuild_finish (self, 0, "failed", "could not write the read models");
+    else
+    if (last) {
+        s_rebuild_progress (self, 1);
+        s_rebuild_finish (self, 1, NULL, NULL);
+    }
+    else
+        s_rebuild_progress (self, 0);
+}
+
+static void
+s_rebuild_tick (self_t *self)
+{
+    s_rebuild_t *r = self->rebuild;
+    if (!r || !r->outstanding || zclock_mono () - r->sent_at < S_REBUILD_TIMEOUT_MS)
+        return;
+    if (++r->tries >= S_REBUILD_MAX_TRIES)
+        s_rebuild_finish (self, 0, "unavailable", "the store did not answer");
+    else {
+        log_warn (r->correlation, NULL, "projector: rebuild read from %lld unanswered; asking again", (long long) r->next);
+        s_rebuild_send (self);
+    }
+}
+
+/* ---- control socket -------------------------------------------------------------- */
+
+static void
+s_handle_ctl (self_t *self)
+{
+    zframe_t *routes [1];
+    zmsg_t *msg = NULL;
+    envelope_t env;
+    int rc = envelope_recv (zsock_resolve (self->ctl), 1, routes, &msg, &env);
+    if (rc == -2)
+        log_warn (NULL, NULL, "projector: malformed control message dropped");
+    if (rc != 0)
+        return;
+    if (strcmp (env.type, "ctl.status") == 0) {
+        int64_t position = projection_checkpoint (self->projection);
+        int64_t head = subscription_head (self->sub);
+        s_send_ctl (self, routes [0], "ctl.status", env.id, env.correlation_id,
+                    json_pack ("{s:I, s:I}", "position", (json_int_t) position,
+                               "head", (json_int_t) (head > position ? head : position)));
+    }
+    else
+    if (strcmp (env.type, "ctl.rebuild") == 0)
+        s_rebuild_start (self, routes [0], &env);
+    else
+    if (strcmp (env.type, "ctl.ping") == 0)
+        s_send_ctl (self, routes [0], "ctl.pong", env.id, env.correlation_id, NULL);
+    else
+        s_send_error (self, routes [0], env.id, env.correlation_id, "unknown_type", env.type);
+    zmsg_destroy (&msg);
+}
+
+static void
+s_handle_pipe (self_t *self)
+{
+    char *command = zstr_recv (self->pipe);
+    if (!command || strcmp (command, "$TERM") == 0)
+        self->stopping = 1;
+    zstr_free (&command);
+}
+
+/* ---- life cycle ------------------------------------------------------------------- */
+
+static void
+s_self_destroy (self_t **self_p)
+{
+    if (self_p && *self_p) {
+        self_t *self = *self_p;
+        if (self->rebuild)
+            s_rebuild_finish (self, 0, "unavailable", "the projector is stopping");
+        zpoller_destroy (&self->poller);
+        subscription_destroy (&self->sub);
+        zsock_destroy (&self->ctl);
+        projection_destroy (&self->projection);
+        free (self->db_path);
+        free (self->store_ep);
+        free (self->pub_ep);
+        free (self->ctl_ep);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+static self_t *
+s_self_new (config_t *config, zsock_t *pipe)
+{
+    self_t *self = calloc (1, sizeof (self_t));
+    if (!self)
+        return NULL;
+    self->config = config;
+    self->pipe = pipe;
+    char uuid [IDS_UUID_LEN];
+    ids_uuid4 (uuid);
+    memcpy (self->tag, uuid, 8);
+    self->db_path = config_data_path (config, "readmodels.db");
+    self->store_ep = endpoints_get (config, "store");
+    self->pub_ep = endpoints_get (config, "store_pub");
+    self->ctl_ep = endpoints_get (config, "projector");
+    if (!self->db_path || !self->store_ep || !self->pub_ep || !self->ctl_ep) {
+        log_error (NULL, NULL, "projector: no usable endpoints or data path (ipc path too long?)");
+        goto fail;
+    }
+    self->projection = projection_new (self->db_path);
+    if (!self->projection)
+        goto fail;
+    self->ctl = zsock_new (ZMQ_ROUTER);
+    if (!self->ctl)
+        goto fail;
+    zsock_set_linger (self->ctl, 0);
+    if (zsock_bind (self->ctl, "%s", self->ctl_ep) != 0) {
+        log_error (NULL, NULL, "projector: cannot bind %s: %s", self->ctl_ep, zmq_strerror (zmq_errno ()));
+        goto fail;
+    }
+    self->sub = subscription_new (self->store_ep, self->pub_ep, projection_checkpoint (self->projection) + 1);
+    if (!self->sub)
+        goto fail;
+    /* Big pages: catching up after downtime is a replay, and each page is one transaction. */
+    subscription_set_page (self->sub, STORE_READ_MAX);
+    self->poller = zpoller_new (self->ctl, subscription_store_sock (self->sub), subscription_pub_sock (self->sub), NULL);
+    if (!self->poller)
+        goto fail;
+    if (pipe)
+        zpoller_add (self->poller, pipe);
+    return self;
+fail:
+    s_self_destroy (&self);
+    return NULL;
+}
+
+int
+projector_run (config_t *config, zsock_t *pipe)
+{
+    self_t *self = s_self_new (config, pipe);
+    if (!self) {
+        if (pipe)
+            zsock_signal (pipe, 1);
+        return -1;
+    }
+    log_info (NULL, NULL, "projector: ready at position %lld, database %s",
+              (long long) projection_checkpoint (self->projection), self->db_path);
+    ready_signal ();
+    if (pipe)
+        zsock_signal (pipe, 0);
+
+    while (!self->stopping && !zsys_interrupted) {
+        int timeout = self->sub_paused ? S_PROGRESS_MS : subscription_timeout (self->sub);
+        if (self->rebuild && timeout > S_PROGRESS_MS)
+            timeout = S_PROGRESS_MS;
+        void *which = zpoller_wait (self->poller, timeout);
+        if (!which && zpoller_terminated (self->poller))
+            break;
+        if (which && which == pipe)
+            s_handle_pipe (self);
+        else
+        if (which == self->ctl)
+            s_handle_ctl (self);
+        else
+        if (which && self->rebuild && which == self->rebuild->dealer)
+            s_handle_rebuild (self);
+        else
+        if (which && !self->sub_paused)
+            subscription_handle (self->sub, which, s_on_events, self);
+        if (!self->sub_paused)
+            subscription_tick (self->sub);
+        s_rebuild_tick (self);
+    }
+    log_info (NULL, NULL, "projector: stopping at position %lld", (long long) projection_checkpoint (self->projection));
+    s_self_destroy (&self);
+    return 0;
+}
+
+void
+projector_actor (zsock_t *pipe, void *args)
+{
+    projector_run ((config_t *) args, pipe);
+}

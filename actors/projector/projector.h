@@ -1,0 +1,21 @@
+/* projector — the read-model actor: follows the event log from its checkpoint with a
+ * catch-up subscription, applies each batch in one transaction, and answers
+ * ctl.status / ctl.rebuild on its control ROUTER (schemas/messages.md). */
+#ifndef DOSSIER_PROJECTOR_H
+#define DOSSIER_PROJECTOR_H
+
+#include <czmq.h>
+
+#include "config.h"
+
+/* Runs the projector until SIGINT/SIGTERM, or "$TERM" on pipe when pipe is not NULL
+ * (zactor). Opens <data_dir>/readmodels.db, binds endpoint "projector", connects to
+ * "store" and "store_pub", then signals readiness (ready_signal (), and
+ * zsock_signal (pipe) when running as an actor). Returns 0 on a clean stop, -1 when
+ * it could not start (logged; an actor's pipe is then signalled with status 1). */
+int projector_run (config_t *config, zsock_t *pipe);
+
+/* zactor entry point; args is the config_t * (borrowed, must outlive the actor). */
+void projector_actor (zsock_t *pipe, void *args);
+
+#endif
