@@ -30,6 +30,8 @@ def _start(request, **kw):
     if failed:
         print("---- dossier log (tail) ----\n" + d.tail_log(200))
     assert code == 0, "supervisor exit code %s\n%s" % (code, d.tail_log(80))
+    if not failed:
+        d.cleanup()
 
 
 def _alive(pid):

@@ -116,6 +116,11 @@ class Dossier:
         if not self.log.closed:
             self.log.close()
 
+    def cleanup(self):
+        """Removes the data directory (after a clean run; a failed run keeps it for a look)."""
+        import shutil
+        shutil.rmtree(self.dir, ignore_errors=True)
+
     def tail_log(self, n=60):
         with open(self.log_path, "rb") as f:
             return b"\n".join(f.read().splitlines()[-n:]).decode("utf-8", "replace")
