@@ -1,0 +1,865 @@
+/* case — the Case aggregate. A decision works on a scratch copy of the state and folds
+ * each event it emits into that copy with the same case_apply that replays the log, so
+ * what a decision sees next is exactly what a later replay will see ("fold(decide) ==
+ * decide"), and a decision is allowed to chain (last upload → IN_REVIEW → notify). */
+#include "case.h"
+#include "ids.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* 15 significant digits write 33.33 back as 33.33 rather than 33.329999999999998. */
+#define S_JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION (15))
+
+struct _case_t {
+    char id [CASE_ID_MAX];
+    char client_id [CASE_ID_MAX];
+    char traitement_type [8];
+    char case_type [CASE_ID_MAX];
+    char company_id [CASE_ID_MAX];
+    char recipient_id [CASE_ID_MAX];    /* who notifications are about: first APPLICANT, else first person */
+    int recipient_is_applicant;
+    int status;
+    int64_t version;
+    size_t person_count, owner_count, notification_count;
+    case_document_t *documents;
+    size_t document_count, document_cap;
+};
+
+struct _case_events_t {
+    case_event_t *items;
+    size_t count, cap;
+    case_t *after;              /* the decision's scratch state, handed over on success */
+};
+
+/* --------------------------------------------------------------------------
+ * State */
+
+case_t *
+case_new (void)
+{
+    case_t *self = calloc (1, sizeof (case_t));
+    if (self)
+        self->status = CASE_STATE_INVALID;
+    return self;
+}
+
+void
+case_destroy (case_t **self_p)
+{
+    if (self_p && *self_p) {
+        free ((*self_p)->documents);
+        free (*self_p);
+        *self_p = NULL;
+    }
+}
+
+case_t *
+case_dup (const case_t *self)
+{
+    if (!self)
+        return NULL;
+    case_t *copy = malloc (sizeof (case_t));
+    if (!copy)
+        return NULL;
+    *copy = *self;
+    copy->documents = NULL;
+    copy->document_cap = 0;
+    if (self->document_count) {
+        copy->documents = malloc (self->document_count * sizeof (case_document_t));
+        if (!copy->documents) {
+            free (copy);
+            return NULL;
+        }
+        memcpy (copy->documents, self->documents, self->document_count * sizeof (case_document_t));
+        copy->document_cap = self->document_count;
+    }
+    return copy;
+}
+
+int case_exists (const case_t *self) { return self && self->id [0] && self->status != CASE_STATE_INVALID; }
+const char *case_get_id (const case_t *self) { return self ? self->id : ""; }
+const char *case_get_client_id (const case_t *self) { return self ? self->client_id : ""; }
+const char *case_get_traitement_type (const case_t *self) { return self ? self->traitement_type : ""; }
+const char *case_get_case_type (const case_t *self) { return self ? self->case_type : ""; }
+const char *case_get_company_id (const case_t *self) { return self ? self->company_id : ""; }
+int case_get_status (const case_t *self) { return self ? self->status : CASE_STATE_INVALID; }
+int64_t case_get_version (const case_t *self) { return self ? self->version : 0; }
+size_t case_person_count (const case_t *self) { return self ? self->person_count : 0; }
+size_t case_owner_count (const case_t *self) { return self ? self->owner_count : 0; }
+size_t case_notification_count (const case_t *self) { return self ? self->notification_count : 0; }
+size_t case_document_count (const case_t *self) { return self ? self->document_count : 0; }
+
+const case_document_t *
+case_document_at (const case_t *self, size_t index)
+{
+    return self && index < self->document_count ? &self->documents [index] : NULL;
+}
+
+const case_document_t *
+case_document_find (const case_t *self, const char *document_id)
+{
+    for (size_t i = 0; self && document_id && i < self->document_count; i++)
+        if (strcmp (self->documents [i].id, document_id) == 0)
+            return &self->documents [i];
+    return NULL;
+}
+
+size_t
+case_documents_in_state (const case_t *self, int state)
+{
+    size_t n = 0;
+    for (size_t i = 0; self && i < self->document_count; i++)
+        if (self->documents [i].status == state)
+            n++;
+    return n;
+}
+
+/* --------------------------------------------------------------------------
+ * Fold: one s_apply_<event> per event type */
+
+/* Copies string member name into field; -2 if absent (when required), not a string or too long. */
+static int
+s_take (const json_t *data, const char *name, int required, char *field, size_t size)
+{
+    const json_t *value = json_object_get (data, name);
+    if (!value || json_is_null (value))
+        return required ? -2 : 0;
+    const char *s = json_string_value (value);
+    if (!s || strlen (s) >= size)
+        return -2;
+    memcpy (field, s, strlen (s) + 1);
+    return 0;
+}
+
+static int
+s_apply_created (case_t *self, const json_t *data)
+{
+    char status [32] = "OPEN";
+    if (s_take (data, "case_id", 1, self->id, sizeof self->id)
+    ||  s_take (data, "client_id", 1, self->client_id, sizeof self->client_id)
+    ||  s_take (data, "traitement_type", 1, self->traitement_type, sizeof self->traitement_type)
+    ||  s_take (data, "case_type", 1, self->case_type, sizeof self->case_type)
+    ||  s_take (data, "status", 0, status, sizeof status))
+        return -2;
+    self->status = case_state_from_string (status);
+    return self->status == CASE_STATE_INVALID ? -2 : 0;
+}
+
+static int
+s_apply_company (case_t *self, const json_t *data)
+{
+    return s_take (data, "company_id", 1, self->company_id, sizeof self->company_id);
+}
+
+static int
+s_apply_person (case_t *self, const json_t *data)
+{
+    char person_id [CASE_ID_MAX] = "", role [64] = "";
+    if (s_take (data, "person_id", 1, person_id, sizeof person_id)
+    ||  s_take (data, "role", 0, role, sizeof role))
+        return -2;
+    self->person_count++;
+    int applicant = strcmp (role, "APPLICANT") == 0;
+    if (!self->recipient_id [0] || (applicant && !self->recipient_is_applicant)) {
+        memcpy (self->recipient_id, person_id, sizeof person_id);
+        self->recipient_is_applicant = applicant;
+    }
+    return 0;
+}
+
+static int
+s_apply_owner (case_t *self, const json_t *data)
+{
+    (void) data;
+    self->owner_count++;
+    return 0;
+}
+
+static int
+s_apply_requirement (case_t *self, const json_t *data)
+{
+    case_document_t doc;
+    memset (&doc, 0, sizeof doc);
+    char status [32] = "AWAITING_UPLOAD";
+    if (s_take (data, "document_id", 1, doc.id, sizeof doc.id)
+    ||  s_take (data, "document_type", 1, doc.document_type, sizeof doc.document_type)
+    ||  s_take (data, "subject_type", 0, doc.subject_type, sizeof doc.subject_type)
+    ||  s_take (data, "subject_id", 0, doc.subject_id, sizeof doc.subject_id)
+    ||  s_take (data, "rule_id", 0, doc.rule_id, sizeof doc.rule_id)
+    ||  s_take (data, "status", 0, status, sizeof status))
+        return -2;
+    doc.status = document_state_from_string (status);
+    if (doc.status == DOCUMENT_STATE_INVALID || case_document_find (self, doc.id))
+        return -2;
+    if (self->document_count == self->document_cap) {
+        size_t cap = self->document_cap ? self->document_cap * 2 : 8;
+        case_document_t *documents = realloc (self->documents, cap * sizeof (case_document_t));
+        if (!documents)
+            return -2;
+        self->documents = documents;
+        self->document_cap = cap;
+    }
+    self->documents [self->document_count++] = doc;
+    return 0;
+}
+
+static int
+s_apply_document_status (case_t *self, const json_t *data)
+{
+    char id [CASE_ID_MAX], to [32];
+    if (s_take (data, "document_id", 1, id, sizeof id) || s_take (data, "to", 1, to, sizeof to))
+        return -2;
+    case_document_t *doc = (case_document_t *) case_document_find (self, id);
+    int state = document_state_from_string (to);
+    if (!doc || state == DOCUMENT_STATE_INVALID)
+        return -2;
+    /* The log is the truth: a stored transition is applied even if today's table
+     * would refuse it (the table may have been stricter or looser when it was written). */
+    doc->status = state;
+    return 0;
+}
+
+static int
+s_apply_case_status (case_t *self, const json_t *data)
+{
+    char to [32];
+    if (s_take (data, "to", 1, to, sizeof to))
+        return -2;
+    int state = case_state_from_string (to);
+    if (state == CASE_STATE_INVALID)
+        return -2;
+    self->status = state;
+    return 0;
+}
+
+static int
+s_apply_notification (case_t *self, const json_t *data)
+{
+    (void) data;
+    self->notification_count++;
+    return 0;
+}
+
+static const struct {
+    const char *type;
+    int (*apply) (case_t *self, const json_t *data);
+} s_appliers [] = {
+    { "CaseCreated", s_apply_created },
+    { "CompanyProfileCreated", s_apply_company },
+    { "PersonLinked", s_apply_person },
+    { "BeneficialOwnerAdded", s_apply_owner },
+    { "DocumentRequirementDetermined", s_apply_requirement },
+    { "DocumentStatusChanged", s_apply_document_status },
+    { "CaseStatusChanged", s_apply_case_status },
+    { "NotificationRequired", s_apply_notification },
+};
+
+int
+case_apply (case_t *self, const char *type, const char *json, size_t size)
+{
+    if (!self)
+        return -2;
+    self->version++;
+    if (!type)
+        return -2;
+    for (size_t i = 0; i < sizeof s_appliers / sizeof s_appliers [0]; i++) {
+        if (strcmp (type, s_appliers [i].type) != 0)
+            continue;
+        json_t *data = json ? json_loadb (json, size, 0, NULL) : NULL;
+        int rc = json_is_object (data) ? s_appliers [i].apply (self, data) : -2;
+        json_decref (data);
+        return rc;
+    }
+    return 0;
+}
+
+/* --------------------------------------------------------------------------
+ * New events */
+
+size_t
+case_events_count (const case_events_t *self)
+{
+    return self ? self->count : 0;
+}
+
+const case_event_t *
+case_events_at (const case_events_t *self, size_t index)
+{
+    return self && index < self->count ? &self->items [index] : NULL;
+}
+
+const case_t *
+case_events_after (const case_events_t *self)
+{
+    return self ? self->after : NULL;
+}
+
+void
+case_events_destroy (case_events_t **self_p)
+{
+    if (self_p && *self_p) {
+        case_events_t *self = *self_p;
+        for (size_t i = 0; i < self->count; i++)
+            free (self->items [i].data);
+        free (self->items);
+        case_destroy (&self->after);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+/* --------------------------------------------------------------------------
+ * Decisions */
+
+typedef struct {
+    const case_context_t *ctx;
+    case_t *state;              /* scratch: the input state with every emitted event applied */
+    case_events_t *events;
+    case_error_t *err;
+} s_decision_t;
+
+static int
+s_refuse (case_error_t *err, int status, const char *error, const char *field, const char *fmt, ...)
+    __attribute__ ((format (printf, 5, 6)));
+
+static int
+s_refuse (case_error_t *err, int status, const char *error, const char *field, const char *fmt, ...)
+{
+    err->status = status;
+    snprintf (err->error, sizeof err->error, "%s", error);
+    snprintf (err->field, sizeof err->field, "%s", field ? field : "");
+    va_list args;
+    va_start (args, fmt);
+    vsnprintf (err->detail, sizeof err->detail, fmt, args);
+    va_end (args);
+    return -2;
+}
+
+static int
+s_begin (s_decision_t *d, const case_t *from, const case_context_t *ctx, case_error_t *err)
+{
+    memset (d, 0, sizeof (*d));
+    d->ctx = ctx;
+    d->err = err;
+    d->state = from ? case_dup (from) : case_new ();
+    d->events = calloc (1, sizeof (case_events_t));
+    return d->state && d->events ? 0 : -1;
+}
+
+/* Ends a decision: hands the events over on success, frees everything else. */
+static int
+s_finish (s_decision_t *d, int rc, case_events_t **events_p)
+{
+    if (rc == -1)
+        s_refuse (d->err, 500, "internal", NULL, "out of memory or internal error while deciding");
+    if (rc == 0) {
+        d->events->after = d->state;
+        d->state = NULL;
+        *events_p = d->events;
+    }
+    else
+        case_events_destroy (&d->events);
+    case_destroy (&d->state);
+    return rc;
+}
+
+/* Appends an event with data (stolen; NULL means a build failed) and folds it into the
+ * scratch state. Returns 0, -2 (too many events) or -1. */
+static int
+s_emit (s_decision_t *d, const char *type, json_t *data)
+{
+    if (!data)
+        return -1;
+    case_events_t *events = d->events;
+    if (events->count >= CASE_MAX_EVENTS) {
+        json_decref (data);
+        return s_refuse (d->err, 422, "validation.record", NULL,
+                         "the record would need more than %d events", CASE_MAX_EVENTS);
+    }
+    char *text = json_dumps (data, S_JSON_FLAGS);
+    json_decref (data);
+    if (!text)
+        return -1;
+    if (events->count == events->cap) {
+        size_t cap = events->cap ? events->cap * 2 : 16;
+        case_event_t *items = realloc (events->items, cap * sizeof (case_event_t));
+        if (!items) {
+            free (text);
+            return -1;
+        }
+        events->items = items;
+        events->cap = cap;
+    }
+    case_event_t *event = &events->items [events->count];
+    memset (event, 0, sizeof (*event));
+    ids_uuid5_indexed (d->ctx->command_id ? d->ctx->command_id : "", (int) events->count, event->id);
+    snprintf (event->type, sizeof event->type, "%s", type);
+    event->data = text;
+    event->size = strlen (text);
+    events->count++;
+    /* Our own events must fold; if one does not, the decision is a bug, not bad input. */
+    return case_apply (d->state, event->type, event->data, event->size) == 0 ? 0 : -1;
+}
+
+static const char *
+s_now (const s_decision_t *d)
+{
+    return d->ctx->now ? d->ctx->now : "";
+}
+
+static void
+s_entity_id (const char *case_id, const char *kind, size_t index, char out [IDS_UUID_LEN])
+{
+    char prefix [CASE_ID_MAX + 32];
+    snprintf (prefix, sizeof prefix, "%s/%s", case_id, kind);
+    ids_uuid5_indexed (prefix, (int) index, out);
+}
+
+static int
+s_case_status (s_decision_t *d, int to, const char *reason)
+{
+    const char *from = case_state_name (d->state->status);
+    return s_emit (d, "CaseStatusChanged", json_pack ("{s:s, s:s, s:s, s:s, s:s}",
+        "case_id", d->state->id, "from", from ? from : "", "to", case_state_name (to),
+        "reason", reason, "changed_at", s_now (d)));
+}
+
+static int
+s_document_status (s_decision_t *d, const case_document_t *doc, int to, const char *reason)
+{
+    return s_emit (d, "DocumentStatusChanged", json_pack ("{s:s, s:s, s:s, s:s, s:s, s:s}",
+        "case_id", d->state->id, "document_id", doc->id,
+        "from", document_state_name (doc->status), "to", document_state_name (to),
+        "reason", reason, "changed_at", s_now (d)));
+}
+
+/* NotificationRequired for each active rule matching trigger; context (stolen) becomes
+ * each one's context_data. Recipient details carry ids only, never contact data. */
+static int
+s_notify (s_decision_t *d, const char *trigger, json_t *context)
+{
+    if (!context)
+        return -1;
+    const rules_t *rules = d->ctx->rules;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < rules_notification_count (rules); i++) {
+        const rules_notification_t *rule = rules_notification_at (rules, i);
+        case_t *state = d->state;
+        if (!rules_notification_matches (rule, trigger, state->traitement_type, state->case_type))
+            continue;
+        char notification_id [IDS_UUID_LEN];
+        s_entity_id (state->id, "notification", state->notification_count, notification_id);
+        json_t *recipient = json_pack ("{s:s, s:s}", "case_id", state->id, "client_id", state->client_id);
+        if (recipient && state->recipient_id [0])
+            json_object_set_new (recipient, "person_id", json_string (state->recipient_id));
+        rc = s_emit (d, "NotificationRequired", !recipient ? NULL : json_pack (
+            "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:O}",
+            "notification_id", notification_id, "case_id", state->id, "trigger", trigger,
+            "rule_id", rule->rule_id, "rules_version", rules_version (rules),
+            "notification_type", rule->notification_type, "template_id", rule->template_id,
+            "language_code", rule->language_code, "recipient_details", recipient,
+            "context_data", context));
+    }
+    json_decref (context);
+    return rc;
+}
+
+/* The common part of every context_data. */
+static json_t *
+s_context (const case_t *state)
+{
+    return json_pack ("{s:s, s:s, s:s, s:s}", "case_id", state->id, "client_id", state->client_id,
+                      "traitement_type", state->traitement_type, "case_type", state->case_type);
+}
+
+static const char *
+s_reason (const char *reason, const char *dflt)
+{
+    return reason && *reason ? reason : dflt;
+}
+
+/* ---- create */
+
+static json_t *
+s_address_json (const record_address_t *a)
+{
+    return json_pack ("{s:s?, s:s?, s:s?, s:s?}", "street", a->street, "city", a->city,
+                      "postal_code", a->postal_code, "country", a->country);
+}
+
+/* The personal data of one person, grouped so that it can later be encrypted as a whole. */
+static json_t *
+s_person_json (const record_person_t *p)
+{
+    json_t *person = json_pack ("{s:s, s:s, s:s, s:s*, s:s*, s:s*}",
+        "firstname", p->firstname, "lastname", p->lastname, "birthdate", p->birthdate,
+        "email", p->email, "phone", p->phone, "nationality", p->nationality);
+    if (person && p->has_address) {
+        json_t *address = s_address_json (&p->address);
+        if (!address || json_object_set_new (person, "address", address)) {
+            json_decref (person);
+            return NULL;
+        }
+    }
+    return person;
+}
+
+static json_t *
+s_owner_json (const char *case_id, const char *company_id, const char *owner_id,
+              const char *person_id, const record_owner_t *o)
+{
+    json_t *controls = json_array ();
+    for (size_t i = 0; controls && i < o->control_count; i++)
+        json_array_append_new (controls, json_string (o->types_of_control [i]));
+    json_t *percentage = o->ownership_is_integer
+                       ? json_integer ((json_int_t) o->ownership_percentage)
+                       : json_real (o->ownership_percentage);
+    json_t *person = s_person_json (&o->person);
+    if (!controls || !percentage || !person) {
+        json_decref (controls);
+        json_decref (percentage);
+        json_decref (person);
+        return NULL;
+    }
+    return json_pack ("{s:s, s:s, s:s, s:s, s:o, s:o, s:b, s:o}",
+        "case_id", case_id, "company_id", company_id, "beneficial_owner_id", owner_id,
+        "person_id", person_id, "ownership_percentage", percentage, "types_of_control", controls,
+        "is_ubo", o->is_ubo, "person", person);
+}
+
+static int
+s_requirement (s_decision_t *d, size_t *index, const rules_document_t *rule, const char *subject_id)
+{
+    char document_id [IDS_UUID_LEN];
+    s_entity_id (d->state->id, "document", (*index)++, document_id);
+    return s_emit (d, "DocumentRequirementDetermined", json_pack (
+        "{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "case_id", d->state->id, "document_id", document_id,
+        "document_type", rule->document_type, "subject_type", rules_subject_name (rule->subject),
+        "subject_id", subject_id, "rule_id", rule->rule_id, "status", "AWAITING_UPLOAD"));
+}
+
+/* Every DocumentRequirementDetermined, rule by rule in file order, subject by subject in
+ * record order; adds each distinct document type to required. */
+static int
+s_requirements (s_decision_t *d, const record_t *record, const char *company_id, json_t *required)
+{
+    const rules_t *rules = d->ctx->rules;
+    const char *case_id = d->state->id, *type = record->traitement_type;
+    size_t index = 0;
+    for (size_t r = 0; r < rules_document_count (rules); r++) {
+        const rules_document_t *rule = rules_document_at (rules, r);
+        size_t before = index;
+        int rc = 0;
+        char id [IDS_UUID_LEN];
+        if (rule->subject == RULES_SUBJECT_COMPANY) {
+            if (record->has_company && rules_document_matches (rule, RULES_SUBJECT_COMPANY, type, 0))
+                rc = s_requirement (d, &index, rule, company_id);
+        }
+        else
+        if (rule->subject == RULES_SUBJECT_PERSON) {
+            for (size_t i = 0; rc == 0 && i < record->person_count; i++)
+                if (rules_document_matches (rule, RULES_SUBJECT_PERSON, type, 0)) {
+                    s_entity_id (case_id, "person", i, id);
+                    rc = s_requirement (d, &index, rule, id);
+                }
+        }
+        else
+        if (rule->subject == RULES_SUBJECT_BENEFICIAL_OWNER) {
+            for (size_t i = 0; rc == 0 && i < record->owner_count; i++)
+                if (rules_document_matches (rule, RULES_SUBJECT_BENEFICIAL_OWNER, type, record->owners [i].is_ubo)) {
+                    s_entity_id (case_id, "beneficial_owner", i, id);
+                    rc = s_requirement (d, &index, rule, id);
+                }
+        }
+        if (rc)
+            return rc;
+        if (index > before) {
+            int seen = 0;
+            for (size_t j = 0; j < json_array_size (required); j++)
+                if (strcmp (json_string_value (json_array_get (required, j)), rule->document_type) == 0)
+                    seen = 1;
+            if (!seen && json_array_append_new (required, json_string (rule->document_type)))
+                return -1;
+        }
+    }
+    return 0;
+}
+
+static int
+s_create (s_decision_t *d, const record_t *record, const char *case_id)
+{
+    json_t *version = record->case_version_is_integer
+                    ? json_integer ((json_int_t) record->case_version_integer)
+                    : json_string (record->case_version_string ? record->case_version_string : "");
+    int rc = s_emit (d, "CaseCreated", !version ? NULL : json_pack (
+        "{s:s, s:s, s:s, s:o, s:s, s:s, s:s}", "case_id", case_id, "client_id", record->client_id,
+        "case_type", record->case_type, "case_version", version, "traitement_type", record->traitement_type,
+        "status", "OPEN", "created_at", s_now (d)));
+    if (rc)
+        return rc;
+
+    char company_id [IDS_UUID_LEN] = "";
+    if (record->has_company) {
+        const record_company_t *c = &record->company;
+        s_entity_id (case_id, "company", 0, company_id);
+        json_t *address = s_address_json (&c->registered_address);
+        rc = s_emit (d, "CompanyProfileCreated", !address ? NULL : json_pack (
+            "{s:s, s:s, s:s, s:s?, s:s, s:s, s:s, s:o, s:s?, s:s?}",
+            "case_id", case_id, "company_id", company_id, "registered_name", c->registered_name,
+            "trading_name", c->trading_name, "registration_number", c->registration_number,
+            "registration_date", c->registration_date, "country_of_incorporation", c->country_of_incorporation,
+            "registered_address", address, "business_type", c->business_type,
+            "industry_sector", c->industry_sector));
+        if (rc)
+            return rc;
+    }
+
+    for (size_t i = 0; i < record->person_count; i++) {
+        char person_id [IDS_UUID_LEN];
+        s_entity_id (case_id, "person", i, person_id);
+        json_t *person = s_person_json (&record->persons [i]);
+        json_t *company = company_id [0] ? json_string (company_id) : json_null ();
+        if (!person || !company) {
+            json_decref (person);
+            json_decref (company);
+            return -1;
+        }
+        rc = s_emit (d, "PersonLinked", json_pack ("{s:s, s:s, s:o, s:s, s:o}",
+            "case_id", case_id, "person_id", person_id, "company_id", company,
+            "role", record->persons [i].role, "person", person));
+        if (rc)
+            return rc;
+    }
+
+    for (size_t i = 0; i < record->owner_count; i++) {
+        char owner_id [IDS_UUID_LEN], person_id [IDS_UUID_LEN];
+        s_entity_id (case_id, "beneficial_owner", i, owner_id);
+        /* An owner is a person too; its person id continues after those of persons[]. */
+        s_entity_id (case_id, "person", record->person_count + i, person_id);
+        rc = s_emit (d, "BeneficialOwnerAdded",
+                     s_owner_json (case_id, company_id, owner_id, person_id, &record->owners [i]));
+        if (rc)
+            return rc;
+    }
+
+    json_t *required = json_array ();
+    if (!required)
+        return -1;
+    rc = s_requirements (d, record, company_id, required);
+    if (rc == 0) {
+        int awaiting = case_document_count (d->state) > 0;
+        rc = s_case_status (d, awaiting ? CASE_STATE_AWAITING_DOCUMENTS : CASE_STATE_IN_REVIEW,
+                            awaiting ? "documents required" : "no documents required");
+    }
+    if (rc == 0) {
+        json_t *context = s_context (d->state);
+        if (context && json_object_set (context, "required_documents", required)) {
+            json_decref (context);
+            context = NULL;
+        }
+        rc = s_notify (d, RULES_TRIGGER_CASE_CREATED, context);
+    }
+    json_decref (required);
+    return rc;
+}
+
+int
+case_decide_create (const record_t *record, const char *case_id, const case_context_t *ctx,
+                    case_events_t **events_p, case_error_t *err)
+{
+    case_error_t scratch;
+    if (!err)
+        err = &scratch;
+    memset (err, 0, sizeof (*err));
+    *events_p = NULL;
+    if (!record || !ctx || !case_id || !*case_id || strlen (case_id) >= CASE_ID_MAX)
+        return s_refuse (err, 400, "bad_request", "case_id", "the case id must be 1 to %d characters",
+                         CASE_ID_MAX - 1);
+    s_decision_t d;
+    int rc = s_begin (&d, NULL, ctx, err);
+    if (rc == 0)
+        rc = s_create (&d, record, case_id);
+    return s_finish (&d, rc, events_p);
+}
+
+/* ---- document status */
+
+static int
+s_document (s_decision_t *d, const char *document_id, const char *status, const char *reason)
+{
+    case_t *state = d->state;
+    int to = document_state_from_string (status);
+    if (to != DOCUMENT_STATE_UPLOADED && to != DOCUMENT_STATE_VERIFIED && to != DOCUMENT_STATE_REJECTED)
+        return s_refuse (d->err, 422, "validation.status", "status", "status must be UPLOADED, VERIFIED or REJECTED");
+    const case_document_t *found = case_document_find (state, document_id);
+    if (!found)
+        return s_refuse (d->err, 404, "not_found", "document_id", "no such document in this case");
+    if (state->status != CASE_STATE_AWAITING_DOCUMENTS && state->status != CASE_STATE_IN_REVIEW)
+        return s_refuse (d->err, 409, "conflict.state", NULL,
+                         "documents can change only while the case is AWAITING_DOCUMENTS or IN_REVIEW; it is %s",
+                         case_state_name (state->status));
+    if (!document_state_can_transition (found->status, to))
+        return s_refuse (d->err, 409, "conflict.state", NULL, "document cannot move from %s to %s",
+                         document_state_name (found->status), document_state_name (to));
+    /* found points into the scratch state, which each emit changes: work on a copy. */
+    case_document_t doc = *found;
+    int rc = s_document_status (d, &doc, to, s_reason (reason, ""));
+    if (rc)
+        return rc;
+
+    if (to == DOCUMENT_STATE_REJECTED) {
+        doc.status = DOCUMENT_STATE_REJECTED;
+        rc = s_document_status (d, &doc, DOCUMENT_STATE_AWAITING_UPLOAD, "rejected: a new upload is required");
+        if (rc == 0 && state->status == CASE_STATE_IN_REVIEW)
+            rc = s_case_status (d, CASE_STATE_AWAITING_DOCUMENTS, "document rejected");
+        if (rc == 0) {
+            json_t *context = s_context (state);
+            if (context && json_object_update_new (context, json_pack ("{s:s, s:s, s:s}",
+                    "document_id", doc.id, "document_type", doc.document_type,
+                    "reason", s_reason (reason, "")))) {
+                json_decref (context);
+                context = NULL;
+            }
+            rc = s_notify (d, RULES_TRIGGER_DOCUMENT_REJECTED, context);
+        }
+        return rc;
+    }
+    if (to == DOCUMENT_STATE_UPLOADED && state->status == CASE_STATE_AWAITING_DOCUMENTS
+    &&  case_documents_in_state (state, DOCUMENT_STATE_AWAITING_UPLOAD) == 0) {
+        rc = s_case_status (d, CASE_STATE_IN_REVIEW, "all documents received");
+        if (rc == 0) {
+            json_t *context = s_context (state);
+            if (context && json_object_set_new (context, "document_count",
+                                                json_integer ((json_int_t) state->document_count))) {
+                json_decref (context);
+                context = NULL;
+            }
+            rc = s_notify (d, RULES_TRIGGER_ALL_DOCUMENTS_RECEIVED, context);
+        }
+    }
+    return rc;
+}
+
+int
+case_decide_document_status (const case_t *self, const char *document_id, const char *status,
+                             const char *reason, const case_context_t *ctx,
+                             case_events_t **events_p, case_error_t *err)
+{
+    case_error_t scratch;
+    if (!err)
+        err = &scratch;
+    memset (err, 0, sizeof (*err));
+    *events_p = NULL;
+    if (!case_exists (self) || !ctx)
+        return s_refuse (err, 404, "not_found", NULL, "no such case");
+    s_decision_t d;
+    int rc = s_begin (&d, self, ctx, err);
+    if (rc == 0)
+        rc = s_document (&d, document_id, status, reason);
+    return s_finish (&d, rc, events_p);
+}
+
+/* ---- decision */
+
+/* Writes "N document(s) not verified: TYPE (id), ..." into out, as many as fit. */
+static void
+s_unverified (const case_t *state, char *out, size_t size)
+{
+    size_t missing = state->document_count - case_documents_in_state (state, DOCUMENT_STATE_VERIFIED);
+    size_t len = (size_t) snprintf (out, size, "cannot approve: %zu document(s) not verified:", missing);
+    const char *sep = " ";
+    for (size_t i = 0; i < state->document_count && len < size; i++) {
+        const case_document_t *doc = &state->documents [i];
+        if (doc->status == DOCUMENT_STATE_VERIFIED)
+            continue;
+        int n = snprintf (out + len, size - len, "%s%s %s (%s)", sep, doc->document_type,
+                          document_state_name (doc->status), doc->id);
+        if (n < 0 || (size_t) n >= size - len) {
+            /* out of room: end with an ellipsis rather than a cut-off id */
+            if (size > 4)
+                memcpy (out + size - 4, "...", 4);
+            return;
+        }
+        len += (size_t) n;
+        sep = ", ";
+    }
+}
+
+static int
+s_decision (s_decision_t *d, const char *decision, const char *reason)
+{
+    case_t *state = d->state;
+    int approve;
+    if (decision && strcasecmp (decision, "APPROVE") == 0)
+        approve = 1;
+    else
+    if (decision && strcasecmp (decision, "REJECT") == 0)
+        approve = 0;
+    else
+        return s_refuse (d->err, 422, "validation.decision", "decision", "decision must be APPROVE or REJECT");
+    int to = approve ? CASE_STATE_APPROVED : CASE_STATE_REJECTED;
+    if (!case_state_can_transition (state->status, to))
+        return s_refuse (d->err, 409, "conflict.state", NULL, "case cannot move from %s to %s",
+                         case_state_name (state->status), case_state_name (to));
+    if (approve && case_documents_in_state (state, DOCUMENT_STATE_VERIFIED) != state->document_count) {
+        s_refuse (d->err, 409, "conflict.state", NULL, "%s", "");
+        s_unverified (state, d->err->detail, sizeof d->err->detail);
+        return -2;
+    }
+    int rc = s_case_status (d, to, s_reason (reason, approve ? "approved" : "rejected"));
+    if (rc == 0) {
+        json_t *context = s_context (state);
+        if (context && json_object_set_new (context, "reason", json_string (s_reason (reason, "")))) {
+            json_decref (context);
+            context = NULL;
+        }
+        rc = s_notify (d, approve ? RULES_TRIGGER_CASE_APPROVED : RULES_TRIGGER_CASE_REJECTED, context);
+    }
+    return rc;
+}
+
+int
+case_decide_decision (const case_t *self, const char *decision, const char *reason,
+                      const case_context_t *ctx, case_events_t **events_p, case_error_t *err)
+{
+    case_error_t scratch;
+    if (!err)
+        err = &scratch;
+    memset (err, 0, sizeof (*err));
+    *events_p = NULL;
+    if (!case_exists (self) || !ctx)
+        return s_refuse (err, 404, "not_found", NULL, "no such case");
+    s_decision_t d;
+    int rc = s_begin (&d, self, ctx, err);
+    if (rc == 0)
+        rc = s_decision (&d, decision, reason);
+    return s_finish (&d, rc, events_p);
+}
+
+/* ---- close */
+
+int
+case_decide_close (const case_t *self, const char *reason, const case_context_t *ctx,
+                   case_events_t **events_p, case_error_t *err)
+{
+    case_error_t scratch;
+    if (!err)
+        err = &scratch;
+    memset (err, 0, sizeof (*err));
+    *events_p = NULL;
+    if (!case_exists (self) || !ctx)
+        return s_refuse (err, 404, "not_found", NULL, "no such case");
+    if (!case_state_can_transition (self->status, CASE_STATE_CLOSED))
+        return s_refuse (err, 409, "conflict.state", NULL, "case cannot move from %s to CLOSED",
+                         case_state_name (self->status));
+    s_decision_t d;
+    int rc = s_begin (&d, self, ctx, err);
+    if (rc == 0)
+        rc = s_case_status (&d, CASE_STATE_CLOSED, s_reason (reason, "closed"));
+    return s_finish (&d, rc, events_p);
+}
