@@ -76,8 +76,13 @@ run: deps
 unit: all
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
+# Sanitizer reports of every process (children included) go to files; any file fails the run.
+SAN_DIR := $(CURDIR)/$(BUILD)/san-reports
 e2e: all
-	DOSSIER_BIN_DIR=$(CURDIR)/$(BIN) python3 -m pytest -q tests/e2e
+	@rm -rf $(SAN_DIR) && mkdir -p $(SAN_DIR)
+	DOSSIER_BIN_DIR=$(CURDIR)/$(BIN) ASAN_OPTIONS=log_path=$(SAN_DIR)/asan \
+	UBSAN_OPTIONS=print_stacktrace=1:log_path=$(SAN_DIR)/ubsan python3 -m pytest -q tests/e2e
+	@if [ -n "$$(ls -A $(SAN_DIR))" ]; then echo "sanitizer reports:"; cat $(SAN_DIR)/*; exit 1; fi
 
 test: deps
 	@$(MAKE) --no-print-directory unit
