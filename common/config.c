@@ -36,9 +36,8 @@ config_load (const char *path)
             char resolved [PATH_MAX];
             self->path = strdup (realpath (file, resolved) ? resolved : file);
         }
-        else
-        if (env && *env) {
-            /* An explicitly named file that is missing is an error, not a default. */
+        else {
+            /* A named file that is missing is an error, never a silent fall-back to defaults. */
             config_destroy (&self);
             return NULL;
         }

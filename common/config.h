@@ -8,8 +8,8 @@
 
 typedef struct _config_t config_t;
 
-/* Loads path (may be NULL: use $DOSSIER_CONFIG or defaults). Returns NULL only if a
- * named file exists but cannot be parsed. Caller owns; destroy with config_destroy. */
+/* Loads $DOSSIER_CONFIG, else path, else (both unset) built-in defaults. Returns NULL
+ * if the named file is missing or cannot be parsed. Caller owns; destroy with config_destroy. */
 config_t *config_load (const char *path);
 void config_destroy (config_t **self_p);
 
