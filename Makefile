@@ -3,7 +3,7 @@
 # SANITIZE=1 builds with AddressSanitizer + UndefinedBehaviorSanitizer into build-san/.
 
 CC      ?= cc
-PKGS    := libczmq libzmq msgpack jansson sqlite3 libh2o-evloop rdkafka libmongoc-1.0 libbson-1.0
+PKGS    := libczmq libzmq msgpack jansson sqlite3 libh2o-evloop rdkafka libmongoc-1.0 libbson-1.0 libcurl
 CONFIG  ?= config/dossier.cfg
 
 ifeq ($(SANITIZE),1)
@@ -27,7 +27,7 @@ LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 
 # One folder per process. Each folder's main.c is the entry point; its other files
 # are linked into that process and into the unit tests.
-ACTORS    := store handler projector notifier gateway ingest
+ACTORS    := store handler projector notifier gateway ingest scheduler
 PROC_DIRS := broker supervisor cli $(addprefix actors/,$(ACTORS))
 proc_bin   = $(BIN)/$(if $(filter cli,$(1)),dossier,dossier-$(notdir $(1)))
 proc_objs  = $(patsubst %.c,$(BUILD)/%.o,$(wildcard $(1)/*.c))
@@ -79,12 +79,14 @@ unit: all
 # Sanitizer reports of every process (children included) go to files; any file fails the run.
 SAN_DIR := $(CURDIR)/$(BUILD)/san-reports
 e2e: all
+	@scripts/kafka.sh fetch
 	@rm -rf $(SAN_DIR) && mkdir -p $(SAN_DIR)
 	DOSSIER_BIN_DIR=$(CURDIR)/$(BIN) ASAN_OPTIONS=log_path=$(SAN_DIR)/asan \
 	UBSAN_OPTIONS=print_stacktrace=1:log_path=$(SAN_DIR)/ubsan python3 -m pytest -q tests/e2e
 	@if [ -n "$$(ls -A $(SAN_DIR))" ]; then echo "sanitizer reports:"; cat $(SAN_DIR)/*; exit 1; fi
 
 test: deps
+	@scripts/ferretdb.sh build     # the MongoDB wire server of the tests, into .cache/ (once)
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory e2e
 

@@ -137,6 +137,9 @@ cli_args_parse (int argc, char **argv, cli_args_t *args, char *err, size_t err_s
     if (strcmp (command, "stop") == 0)
         args->command = CLI_CMD_STOP;
     else
+    if (strcmp (command, "migrate") == 0)
+        args->command = CLI_CMD_MIGRATE;
+    else
         return s_error (err, err_size, "unknown command '%s'", command);
     if (args->help)
         return 0;               /* usage wins over anything else on the line */
@@ -150,6 +153,9 @@ cli_args_parse (int argc, char **argv, cli_args_t *args, char *err, size_t err_s
             break;
         case CLI_CMD_REBUILD:
             args->timeout_s = CLI_REBUILD_TIMEOUT_S;
+            break;
+        case CLI_CMD_MIGRATE:
+            args->timeout_s = CLI_MIGRATE_TIMEOUT_S;
             break;
         default:
             args->timeout_s = CLI_CTL_TIMEOUT_S;
@@ -206,6 +212,13 @@ cli_args_usage (FILE *out, cli_command_t command)
                 "usage: dossier stop [--timeout S]\n"
                 "Asks the supervisor to stop every process gracefully.\n");
             break;
+        case CLI_CMD_MIGRATE:
+            fprintf (out,
+                "usage: dossier migrate [--timeout S]\n"
+                "Creates the event log's schema and indexes (dossier-store --migrate) and, on\n"
+                "MongoDB, the read models' indexes. Idempotent; needs no running processes.\n"
+                "Exit 0: all in place; 1: something could not be created (see the messages).\n");
+            break;
         default:
             fprintf (out,
                 "usage: dossier [--config PATH] COMMAND [OPTIONS]\n"
@@ -215,6 +228,7 @@ cli_args_usage (FILE *out, cli_command_t command)
                 "  status           show the supervised processes\n"
                 "  rebuild [--to F] rebuild the read models from the event log\n"
                 "  stop             stop all processes\n"
+                "  migrate          create the storage schema and indexes\n"
                 "  help [COMMAND]   this text, or a command's usage\n"
                 "\n"
                 "The config file is $DOSSIER_CONFIG if set, else --config PATH, else built-in\n"

@@ -12,13 +12,15 @@ typedef enum {
     CLI_CMD_INGEST,
     CLI_CMD_STATUS,
     CLI_CMD_REBUILD,
-    CLI_CMD_STOP
+    CLI_CMD_STOP,
+    CLI_CMD_MIGRATE
 } cli_command_t;
 
 #define CLI_INGEST_TIMEOUT_S   300.0    /* overall deadline of dossier ingest */
 #define CLI_INGEST_WINDOW      1000     /* lines in flight */
 #define CLI_CTL_TIMEOUT_S      2.0      /* status and stop: the supervisor answers at once */
 #define CLI_REBUILD_TIMEOUT_S  10.0     /* rebuild: longest silence from the projector */
+#define CLI_MIGRATE_TIMEOUT_S  60.0     /* migrate: the whole run */
 
 typedef struct {
     cli_command_t command;

@@ -19,6 +19,11 @@ int cli_status_run (config_t *config, const cli_args_t *args, FILE *out, FILE *e
 /* dossier rebuild: 0 on ctl.done, 1 on ctl.error or silence longer than the timeout. */
 int cli_rebuild_run (config_t *config, const cli_args_t *args, FILE *out, FILE *err);
 
+/* dossier migrate (cli_migrate.c): runs `dossier-store --migrate` (event log schema and
+ * indexes) and, when store = mongodb, readmodel_mongo_migrate (read-model indexes).
+ * 0 all in place, 1 something failed. */
+int cli_migrate_run (config_t *config, const cli_args_t *args, FILE *out, FILE *err);
+
 /* dossier stop: 0 once the supervisor said ctl.stopping, else 1. */
 int cli_stop_run (config_t *config, const cli_args_t *args, FILE *out, FILE *err);
 

@@ -32,7 +32,10 @@ cli_rebuild_run (config_t *config, const cli_args_t *args, FILE *out, FILE *err)
 {
     char *body = NULL;
     if (args->to) {
-        char *target = s_absolute (args->to);
+        /* A file for sqlite read models (made absolute: the projector runs elsewhere);
+         * a database name, as given, for mongodb ones. */
+        bool database = strcmp (config_get (config, "store", "sqlite"), "mongodb") == 0;
+        char *target = database ? strdup (args->to) : s_absolute (args->to);
         json_t *root = target ? json_pack ("{s:s}", "target", target) : NULL;
         body = root ? json_dumps (root, JSON_COMPACT) : NULL;
         json_decref (root);

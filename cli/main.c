@@ -42,6 +42,7 @@ main (int argc, char **argv)
         case CLI_CMD_STATUS:  rc = cli_status_run (config, &args, stdout, stderr); break;
         case CLI_CMD_REBUILD: rc = cli_rebuild_run (config, &args, stdout, stderr); break;
         case CLI_CMD_STOP:    rc = cli_stop_run (config, &args, stdout, stderr); break;
+        case CLI_CMD_MIGRATE: rc = cli_migrate_run (config, &args, stdout, stderr); break;
         default:              break;
     }
     config_destroy (&config);

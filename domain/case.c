@@ -15,6 +15,14 @@
 /* 15 significant digits write 33.33 back as 33.33 rather than 33.329999999999998. */
 #define S_JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION (15))
 
+/* A deferral as folded, with the context_data its notifications will carry. */
+typedef struct {
+    case_deferral_t pub;
+    char *context;              /* JSON object text (owned) */
+} s_deferral_t;
+
+#define S_NAME_MAX (4 * 200 + 1)   /* a registered name: 200 characters of UTF-8 */
+
 struct _case_t {
     char id [CASE_ID_MAX];
     char client_id [CASE_ID_MAX];
@@ -23,11 +31,16 @@ struct _case_t {
     char company_id [CASE_ID_MAX];
     char recipient_id [CASE_ID_MAX];    /* who notifications are about: first APPLICANT, else first person */
     int recipient_is_applicant;
+    char company_country [8];           /* rules are looked up by country: see case_get_country */
+    char recipient_country [8];
+    char client_name [S_NAME_MAX];      /* KYB: the registered name (not personal data) */
     int status;
     int64_t version;
     size_t person_count, owner_count, notification_count;
     case_document_t *documents;
     size_t document_count, document_cap;
+    s_deferral_t *deferrals;
+    size_t deferral_count, deferral_cap;
 };
 
 struct _case_events_t {
@@ -52,6 +65,9 @@ void
 case_destroy (case_t **self_p)
 {
     if (self_p && *self_p) {
+        for (size_t i = 0; i < (*self_p)->deferral_count; i++)
+            free ((*self_p)->deferrals [i].context);
+        free ((*self_p)->deferrals);
         free ((*self_p)->documents);
         free (*self_p);
         *self_p = NULL;
@@ -69,6 +85,8 @@ case_dup (const case_t *self)
     *copy = *self;
     copy->documents = NULL;
     copy->document_cap = 0;
+    copy->deferrals = NULL;
+    copy->deferral_count = copy->deferral_cap = 0;
     if (self->document_count) {
         copy->documents = malloc (self->document_count * sizeof (case_document_t));
         if (!copy->documents) {
@@ -77,6 +95,23 @@ case_dup (const case_t *self)
         }
         memcpy (copy->documents, self->documents, self->document_count * sizeof (case_document_t));
         copy->document_cap = self->document_count;
+    }
+    if (self->deferral_count) {
+        copy->deferrals = calloc (self->deferral_count, sizeof (s_deferral_t));
+        if (!copy->deferrals) {
+            case_destroy (&copy);
+            return NULL;
+        }
+        copy->deferral_cap = self->deferral_count;
+        for (size_t i = 0; i < self->deferral_count; i++) {
+            copy->deferrals [i].pub = self->deferrals [i].pub;
+            copy->deferrals [i].context = strdup (self->deferrals [i].context);
+            copy->deferral_count++;
+            if (!copy->deferrals [i].context) {
+                case_destroy (&copy);
+                return NULL;
+            }
+        }
     }
     return copy;
 }
@@ -87,6 +122,14 @@ const char *case_get_client_id (const case_t *self) { return self ? self->client
 const char *case_get_traitement_type (const case_t *self) { return self ? self->traitement_type : ""; }
 const char *case_get_case_type (const case_t *self) { return self ? self->case_type : ""; }
 const char *case_get_company_id (const case_t *self) { return self ? self->company_id : ""; }
+
+const char *
+case_get_country (const case_t *self)
+{
+    if (!self)
+        return "";
+    return strcmp (self->traitement_type, "KYB") == 0 ? self->company_country : self->recipient_country;
+}
 int case_get_status (const case_t *self) { return self ? self->status : CASE_STATE_INVALID; }
 int64_t case_get_version (const case_t *self) { return self ? self->version : 0; }
 size_t case_person_count (const case_t *self) { return self ? self->person_count : 0; }
@@ -115,6 +158,33 @@ case_documents_in_state (const case_t *self, int state)
     size_t n = 0;
     for (size_t i = 0; self && i < self->document_count; i++)
         if (self->documents [i].status == state)
+            n++;
+    return n;
+}
+
+size_t case_deferral_count (const case_t *self) { return self ? self->deferral_count : 0; }
+
+const case_deferral_t *
+case_deferral_at (const case_t *self, size_t index)
+{
+    return self && index < self->deferral_count ? &self->deferrals [index].pub : NULL;
+}
+
+const case_deferral_t *
+case_deferral_find (const case_t *self, const char *deferral_id)
+{
+    for (size_t i = 0; self && deferral_id && i < self->deferral_count; i++)
+        if (strcmp (self->deferrals [i].pub.id, deferral_id) == 0)
+            return &self->deferrals [i].pub;
+    return NULL;
+}
+
+size_t
+case_deferrals_pending (const case_t *self)
+{
+    size_t n = 0;
+    for (size_t i = 0; self && i < self->deferral_count; i++)
+        if (!self->deferrals [i].pub.resolved)
             n++;
     return n;
 }
@@ -153,7 +223,25 @@ s_apply_created (case_t *self, const json_t *data)
 static int
 s_apply_company (case_t *self, const json_t *data)
 {
+    /* Country and name only steer rules and templates: an odd value is not worth
+     * refusing a stored event for, so they are taken when they fit. */
+    if (s_take (data, "country_of_incorporation", 0, self->company_country, sizeof self->company_country))
+        self->company_country [0] = 0;
+    if (s_take (data, "registered_name", 0, self->client_name, sizeof self->client_name))
+        self->client_name [0] = 0;
     return s_take (data, "company_id", 1, self->company_id, sizeof self->company_id);
+}
+
+/* The applicant's country: of the address, else the nationality ("" when neither fits;
+ * an encrypted person object, later, simply has neither). */
+static void
+s_person_country (const json_t *data, char country [8])
+{
+    const json_t *person = json_object_get (data, "person");
+    country [0] = 0;
+    if (s_take (json_object_get (person, "address"), "country", 0, country, 8) || !country [0])
+        if (s_take (person, "nationality", 0, country, 8))
+            country [0] = 0;
 }
 
 static int
@@ -168,6 +256,7 @@ s_apply_person (case_t *self, const json_t *data)
     if (!self->recipient_id [0] || (applicant && !self->recipient_is_applicant)) {
         memcpy (self->recipient_id, person_id, sizeof person_id);
         self->recipient_is_applicant = applicant;
+        s_person_country (data, self->recipient_country);
     }
     return 0;
 }
@@ -245,6 +334,46 @@ s_apply_notification (case_t *self, const json_t *data)
     return 0;
 }
 
+static int
+s_apply_deferred (case_t *self, const json_t *data)
+{
+    s_deferral_t deferral;
+    memset (&deferral, 0, sizeof deferral);
+    if (s_take (data, "deferral_id", 1, deferral.pub.id, sizeof deferral.pub.id)
+    ||  s_take (data, "trigger", 1, deferral.pub.trigger, sizeof deferral.pub.trigger)
+    ||  case_deferral_find (self, deferral.pub.id))
+        return -2;
+    const json_t *context = json_object_get (data, "context_data");
+    deferral.context = json_is_object (context) ? json_dumps (context, S_JSON_FLAGS) : strdup ("{}");
+    if (!deferral.context)
+        return -2;
+    if (self->deferral_count == self->deferral_cap) {
+        size_t cap = self->deferral_cap ? self->deferral_cap * 2 : 4;
+        s_deferral_t *deferrals = realloc (self->deferrals, cap * sizeof (s_deferral_t));
+        if (!deferrals) {
+            free (deferral.context);
+            return -2;
+        }
+        self->deferrals = deferrals;
+        self->deferral_cap = cap;
+    }
+    self->deferrals [self->deferral_count++] = deferral;
+    return 0;
+}
+
+static int
+s_apply_resolved (case_t *self, const json_t *data)
+{
+    char id [CASE_ID_MAX];
+    if (s_take (data, "deferral_id", 1, id, sizeof id))
+        return -2;
+    case_deferral_t *deferral = (case_deferral_t *) case_deferral_find (self, id);
+    if (!deferral)
+        return -2;
+    deferral->resolved = 1;
+    return 0;
+}
+
 static const struct {
     const char *type;
     int (*apply) (case_t *self, const json_t *data);
@@ -257,6 +386,8 @@ static const struct {
     { "DocumentStatusChanged", s_apply_document_status },
     { "CaseStatusChanged", s_apply_case_status },
     { "NotificationRequired", s_apply_notification },
+    { "NotificationDecisionDeferred", s_apply_deferred },
+    { "NotificationDecisionResolved", s_apply_resolved },
 };
 
 int
@@ -438,17 +569,45 @@ s_document_status (s_decision_t *d, const case_document_t *doc, int to, const ch
         "reason", reason, "changed_at", s_now (d)));
 }
 
-/* NotificationRequired for each active rule matching trigger; context (stolen) becomes
- * each one's context_data. Recipient details carry ids only, never contact data. */
-static int
-s_notify (s_decision_t *d, const char *trigger, json_t *context)
+static void
+s_rules_context (const case_t *state, rules_context_t *context)
 {
-    if (!context)
+    context->traitement_type = state->traitement_type;
+    context->case_type = state->case_type;
+    context->country = case_get_country (state);
+}
+
+/* The notification rules for trigger: the source's when there is one (which may not
+ * have them now: -1), else the local rules. */
+static int
+s_notification_rules (s_decision_t *d, const char *trigger, rules_notification_set_t *set)
+{
+    const case_context_t *ctx = d->ctx;
+    if (!ctx->source || !ctx->source->notifications) {
+        rules_notification_set (ctx->rules, set);
+        return 0;
+    }
+    memset (set, 0, sizeof (*set));
+    rules_context_t context;
+    s_rules_context (d->state, &context);
+    if (ctx->source->notifications (ctx->source->arg, trigger, &context, set) != 0)
         return -1;
-    const rules_t *rules = d->ctx->rules;
+    if (!set->version)
+        set->version = "";
+    return 0;
+}
+
+/* NotificationRequired for each active rule of set matching trigger, each with context
+ * (borrowed) as its context_data. Recipient details carry ids only, never contact data.
+ * A resolution passes its deferral_id (recorded in each) and ids (gets each
+ * notification id); both NULL otherwise. */
+static int
+s_notifications (s_decision_t *d, const char *trigger, const rules_notification_set_t *set,
+                 json_t *context, const char *deferral_id, json_t *ids)
+{
     int rc = 0;
-    for (size_t i = 0; rc == 0 && i < rules_notification_count (rules); i++) {
-        const rules_notification_t *rule = rules_notification_at (rules, i);
+    for (size_t i = 0; rc == 0 && i < set->count; i++) {
+        const rules_notification_t *rule = &set->rules [i];
         case_t *state = d->state;
         if (!rules_notification_matches (rule, trigger, state->traitement_type, state->case_type))
             continue;
@@ -457,24 +616,63 @@ s_notify (s_decision_t *d, const char *trigger, json_t *context)
         json_t *recipient = json_pack ("{s:s, s:s}", "case_id", state->id, "client_id", state->client_id);
         if (recipient && state->recipient_id [0])
             json_object_set_new (recipient, "person_id", json_string (state->recipient_id));
-        rc = s_emit (d, "NotificationRequired", !recipient ? NULL : json_pack (
+        json_t *data = !recipient ? NULL : json_pack (
             "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:O}",
             "notification_id", notification_id, "case_id", state->id, "trigger", trigger,
-            "rule_id", rule->rule_id, "rules_version", rules_version (rules),
+            "rule_id", rule->rule_id, "rules_version", set->version,
             "notification_type", rule->notification_type, "template_id", rule->template_id,
             "language_code", rule->language_code, "recipient_details", recipient,
-            "context_data", context));
+            "context_data", context);
+        if (data && deferral_id && json_object_set_new (data, "deferral_id", json_string (deferral_id))) {
+            json_decref (data);
+            data = NULL;
+        }
+        if (data && ids && json_array_append_new (ids, json_string (notification_id))) {
+            json_decref (data);
+            data = NULL;
+        }
+        rc = s_emit (d, "NotificationRequired", data);
+    }
+    return rc;
+}
+
+/* The notification decision for trigger, with context (stolen) as context_data: made
+ * now when the rules can be had, else recorded as NotificationDecisionDeferred (the
+ * decision is never skipped; case_decide_resolve makes it later, once). */
+static int
+s_notify (s_decision_t *d, const char *trigger, json_t *context)
+{
+    if (!context)
+        return -1;
+    rules_notification_set_t set;
+    int rc;
+    if (s_notification_rules (d, trigger, &set) == 0)
+        rc = s_notifications (d, trigger, &set, context, NULL, NULL);
+    else {
+        char deferral_id [IDS_UUID_LEN];
+        s_entity_id (d->state->id, "deferral", d->state->deferral_count, deferral_id);
+        rc = s_emit (d, "NotificationDecisionDeferred", json_pack ("{s:s, s:s, s:s, s:O, s:s, s:s}",
+            "deferral_id", deferral_id, "case_id", d->state->id, "trigger", trigger,
+            "context_data", context, "reason", "notification rules unavailable",
+            "deferred_at", s_now (d)));
     }
     json_decref (context);
     return rc;
 }
 
-/* The common part of every context_data. */
+/* The common part of every context_data (a company's registered name is not personal
+ * data; a person's name stays out: templates look it up by recipient person_id). */
 static json_t *
 s_context (const case_t *state)
 {
-    return json_pack ("{s:s, s:s, s:s, s:s}", "case_id", state->id, "client_id", state->client_id,
-                      "traitement_type", state->traitement_type, "case_type", state->case_type);
+    json_t *context = json_pack ("{s:s, s:s, s:s, s:s}", "case_id", state->id, "client_id", state->client_id,
+                                 "traitement_type", state->traitement_type, "case_type", state->case_type);
+    if (context && state->client_name [0]
+    &&  json_object_set_new (context, "client_name", json_string (state->client_name))) {
+        json_decref (context);
+        return NULL;
+    }
+    return context;
 }
 
 static const char *
@@ -532,40 +730,77 @@ s_owner_json (const char *case_id, const char *company_id, const char *owner_id,
         "is_ubo", o->is_ubo, "person", person);
 }
 
+/* Where the document rules of a create come from: the embedded default (origin NULL,
+ * and the events stay as they always were), the configuration service, or, when the
+ * service cannot answer, the local rules file. A case is never held up for lack of
+ * document rules: the file is the last known good set, and the origin is recorded. */
+typedef struct {
+    rules_document_set_t set;
+    const char *origin;         /* NULL, "config_service" or "rules_file" */
+} s_document_rules_t;
+
+static void
+s_document_rules (s_decision_t *d, s_document_rules_t *out)
+{
+    const case_context_t *ctx = d->ctx;
+    out->origin = NULL;
+    if (ctx->source && ctx->source->documents) {
+        rules_context_t context;
+        s_rules_context (d->state, &context);
+        memset (&out->set, 0, sizeof out->set);
+        if (ctx->source->documents (ctx->source->arg, &context, &out->set) == 0) {
+            if (!out->set.version)
+                out->set.version = "";
+            out->origin = "config_service";
+            return;
+        }
+        out->origin = "rules_file";
+    }
+    rules_document_set (ctx->rules, &out->set);
+}
+
 static int
-s_requirement (s_decision_t *d, size_t *index, const rules_document_t *rule, const char *subject_id)
+s_requirement (s_decision_t *d, size_t *index, const s_document_rules_t *from, const rules_document_t *rule,
+               const char *subject_id)
 {
     char document_id [IDS_UUID_LEN];
     s_entity_id (d->state->id, "document", (*index)++, document_id);
-    return s_emit (d, "DocumentRequirementDetermined", json_pack (
+    json_t *data = json_pack (
         "{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "case_id", d->state->id, "document_id", document_id,
         "document_type", rule->document_type, "subject_type", rules_subject_name (rule->subject),
-        "subject_id", subject_id, "rule_id", rule->rule_id, "status", "AWAITING_UPLOAD"));
+        "subject_id", subject_id, "rule_id", rule->rule_id, "status", "AWAITING_UPLOAD");
+    if (data && from->origin && json_object_update_new (data, json_pack ("{s:s, s:s}",
+            "rules_version", from->set.version, "rules_origin", from->origin))) {
+        json_decref (data);
+        data = NULL;
+    }
+    return s_emit (d, "DocumentRequirementDetermined", data);
 }
 
-/* Every DocumentRequirementDetermined, rule by rule in file order, subject by subject in
- * record order; adds each distinct document type to required. */
+/* Every DocumentRequirementDetermined, rule by rule in rule-set order, subject by
+ * subject in record order; adds each distinct document type to required. */
 static int
 s_requirements (s_decision_t *d, const record_t *record, const char *company_id, json_t *required)
 {
-    const rules_t *rules = d->ctx->rules;
+    s_document_rules_t from;
+    s_document_rules (d, &from);
     const char *case_id = d->state->id, *type = record->traitement_type;
     size_t index = 0;
-    for (size_t r = 0; r < rules_document_count (rules); r++) {
-        const rules_document_t *rule = rules_document_at (rules, r);
+    for (size_t r = 0; r < from.set.count; r++) {
+        const rules_document_t *rule = &from.set.rules [r];
         size_t before = index;
         int rc = 0;
         char id [IDS_UUID_LEN];
         if (rule->subject == RULES_SUBJECT_COMPANY) {
             if (record->has_company && rules_document_matches (rule, RULES_SUBJECT_COMPANY, type, 0))
-                rc = s_requirement (d, &index, rule, company_id);
+                rc = s_requirement (d, &index, &from, rule, company_id);
         }
         else
         if (rule->subject == RULES_SUBJECT_PERSON) {
             for (size_t i = 0; rc == 0 && i < record->person_count; i++)
                 if (rules_document_matches (rule, RULES_SUBJECT_PERSON, type, 0)) {
                     s_entity_id (case_id, "person", i, id);
-                    rc = s_requirement (d, &index, rule, id);
+                    rc = s_requirement (d, &index, &from, rule, id);
                 }
         }
         else
@@ -573,7 +808,7 @@ s_requirements (s_decision_t *d, const record_t *record, const char *company_id,
             for (size_t i = 0; rc == 0 && i < record->owner_count; i++)
                 if (rules_document_matches (rule, RULES_SUBJECT_BENEFICIAL_OWNER, type, record->owners [i].is_ubo)) {
                     s_entity_id (case_id, "beneficial_owner", i, id);
-                    rc = s_requirement (d, &index, rule, id);
+                    rc = s_requirement (d, &index, &from, rule, id);
                 }
         }
         if (rc)
@@ -861,5 +1096,53 @@ case_decide_close (const case_t *self, const char *reason, const case_context_t 
     int rc = s_begin (&d, self, ctx, err);
     if (rc == 0)
         rc = s_case_status (&d, CASE_STATE_CLOSED, s_reason (reason, "closed"));
+    return s_finish (&d, rc, events_p);
+}
+
+/* ---- resolve a deferred notification decision */
+
+static int
+s_resolve (s_decision_t *d, const char *deferral_id)
+{
+    const case_deferral_t *found = case_deferral_find (d->state, deferral_id);
+    if (!found)
+        return s_refuse (d->err, 404, "not_found", "deferral_id", "no such notification decision in this case");
+    if (found->resolved)
+        return s_refuse (d->err, 409, "conflict.state", NULL, "this notification decision was already made");
+    /* found points into the scratch state, which each emit changes: copy what is needed. */
+    char id [CASE_ID_MAX], trigger [32];
+    snprintf (id, sizeof id, "%s", found->id);
+    snprintf (trigger, sizeof trigger, "%s", found->trigger);
+    const char *text = ((const s_deferral_t *) found)->context;
+    rules_notification_set_t set;
+    if (s_notification_rules (d, trigger, &set) != 0)
+        return s_refuse (d->err, 503, "unavailable", NULL, "the notification rules are still unavailable");
+    json_t *context = json_loads (text, 0, NULL);
+    json_t *ids = json_array ();
+    int rc = context && ids ? s_notifications (d, trigger, &set, context, id, ids) : -1;
+    if (rc == 0)
+        rc = s_emit (d, "NotificationDecisionResolved", json_pack ("{s:s, s:s, s:s, s:s, s:O, s:s}",
+            "deferral_id", id, "case_id", d->state->id, "trigger", trigger, "rules_version", set.version,
+            "notification_ids", ids, "resolved_at", s_now (d)));
+    json_decref (context);
+    json_decref (ids);
+    return rc;
+}
+
+int
+case_decide_resolve (const case_t *self, const char *deferral_id, const case_context_t *ctx,
+                     case_events_t **events_p, case_error_t *err)
+{
+    case_error_t scratch;
+    if (!err)
+        err = &scratch;
+    memset (err, 0, sizeof (*err));
+    *events_p = NULL;
+    if (!case_exists (self) || !ctx)
+        return s_refuse (err, 404, "not_found", NULL, "no such case");
+    s_decision_t d;
+    int rc = s_begin (&d, self, ctx, err);
+    if (rc == 0)
+        rc = s_resolve (&d, deferral_id);
     return s_finish (&d, rc, events_p);
 }

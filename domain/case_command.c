@@ -139,3 +139,16 @@ case_command_parse_close (const char *body, size_t size, case_command_t *cmd, ca
     json_decref (root);
     return rc;
 }
+
+int
+case_command_parse_resolve (const char *body, size_t size, case_command_t *cmd, case_error_t *err)
+{
+    memset (cmd, 0, sizeof (*cmd));
+    memset (err, 0, sizeof (*err));
+    json_t *root;
+    if (s_load (body, size, 0, &root, err))
+        return -2;
+    int rc = s_string (root, "deferral_id", 1, CASE_ID_MAX - 1, 0, cmd->deferral_id, sizeof cmd->deferral_id, err);
+    json_decref (root);
+    return rc;
+}

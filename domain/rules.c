@@ -90,6 +90,7 @@ s_traitement (const char *value)
     return !*value || strcmp (value, "KYC") == 0 || strcmp (value, "KYB") == 0;
 }
 
+/* Returns 0, 1 (an inactive rule: leave it out) or -2. */
 static int
 s_parse_document (const json_t *item, const char *where, rules_document_t *rule, char *error, size_t size)
 {
@@ -120,24 +121,44 @@ s_parse_document (const json_t *item, const char *where, rules_document_t *rule,
         }
         rule->only_ubo = json_is_true (only_ubo);
     }
+    /* Optional: the configuration service may send rules switched off (left out). */
+    const json_t *active = json_object_get (item, "is_active");
+    if (active && !json_is_null (active)) {
+        if (!json_is_boolean (active)) {
+            s_error (error, size, "%s: is_active must be true or false", where);
+            return -2;
+        }
+        if (!json_is_true (active))
+            return 1;
+    }
     return 0;
 }
 
+/* answer_trigger: the trigger a service answer is for (the rule's own is optional and
+ * must be the same, else 1: leave the rule out); NULL for the rules file. Returns 0, 1 or -2. */
 static int
-s_parse_notification (const json_t *item, const char *where, rules_notification_t *rule, char *error, size_t size)
+s_parse_notification (const json_t *item, const char *where, rules_notification_t *rule,
+                      const char *answer_trigger, char *error, size_t size)
 {
     if (!json_is_object (item)) {
         s_error (error, size, "%s: must be an object", where);
         return -2;
     }
     if (s_copy (item, "rule_id", 1, rule->rule_id, sizeof rule->rule_id, where, error, size)
-    ||  s_copy (item, "trigger", 1, rule->trigger, sizeof rule->trigger, where, error, size)
+    ||  s_copy (item, "trigger", !answer_trigger, rule->trigger, sizeof rule->trigger, where, error, size)
     ||  s_copy (item, "traitement_type", 0, rule->traitement_type, sizeof rule->traitement_type, where, error, size)
     ||  s_copy (item, "case_type", 0, rule->case_type, sizeof rule->case_type, where, error, size)
     ||  s_copy (item, "notification_type", 1, rule->notification_type, sizeof rule->notification_type, where, error, size)
     ||  s_copy (item, "template_id", 1, rule->template_id, sizeof rule->template_id, where, error, size)
     ||  s_copy (item, "language_code", 1, rule->language_code, sizeof rule->language_code, where, error, size))
         return -2;
+    int skip = 0;
+    if (answer_trigger) {
+        /* The service answered for one trigger: a rule for another never fires here. */
+        skip = rule->trigger [0] && strcmp (rule->trigger, answer_trigger) != 0;
+        snprintf (rule->trigger, sizeof rule->trigger, "%s", answer_trigger);
+    }
+    else
     if (!rules_trigger_is_valid (rule->trigger)) {
         s_error (error, size, "%s: unknown trigger", where);
         return -2;
@@ -152,7 +173,7 @@ s_parse_notification (const json_t *item, const char *where, rules_notification_
         return -2;
     }
     rule->is_active = json_is_true (active);
-    return 0;
+    return skip;
 }
 
 /* Gets the array member name of root (at most RULES_MAX entries); -2 otherwise. */
@@ -169,6 +190,45 @@ s_list (const json_t *root, const char *name, char *error, size_t size)
         return NULL;
     }
     return list;
+}
+
+/* Parses item into the next free slot of self->documents (allocated for every item)
+ * and keeps it unless it is inactive. Returns 0 or -2. */
+static int
+s_add_document (rules_t *self, const json_t *item, const char *where, char *error, size_t size)
+{
+    rules_document_t *rule = &self->documents [self->document_count];
+    memset (rule, 0, sizeof (*rule));
+    int rc = s_parse_document (item, where, rule, error, size);
+    if (rc < 0)
+        return -2;
+    for (size_t j = 0; j < self->document_count; j++)
+        if (strcmp (self->documents [j].rule_id, rule->rule_id) == 0) {
+            s_error (error, size, "%s: rule_id is used twice", where);
+            return -2;
+        }
+    if (rc == 0)
+        self->document_count++;
+    return 0;
+}
+
+static int
+s_add_notification (rules_t *self, const json_t *item, const char *where, const char *answer_trigger,
+                    char *error, size_t size)
+{
+    rules_notification_t *rule = &self->notifications [self->notification_count];
+    memset (rule, 0, sizeof (*rule));
+    int rc = s_parse_notification (item, where, rule, answer_trigger, error, size);
+    if (rc < 0)
+        return -2;
+    for (size_t j = 0; j < self->notification_count; j++)
+        if (strcmp (self->notifications [j].rule_id, rule->rule_id) == 0) {
+            s_error (error, size, "%s: rule_id is used twice", where);
+            return -2;
+        }
+    if (rc == 0)
+        self->notification_count++;
+    return 0;
 }
 
 static int
@@ -194,26 +254,14 @@ s_parse (rules_t *self, const json_t *root, char *error, size_t size)
     for (size_t i = 0; i < n; i++) {
         char where [48];
         snprintf (where, sizeof where, "documents[%zu]", i);
-        if (s_parse_document (json_array_get (documents, i), where, &self->documents [i], error, size))
+        if (s_add_document (self, json_array_get (documents, i), where, error, size))
             return -2;
-        for (size_t j = 0; j < i; j++)
-            if (strcmp (self->documents [j].rule_id, self->documents [i].rule_id) == 0) {
-                s_error (error, size, "%s: rule_id is used twice", where);
-                return -2;
-            }
-        self->document_count = i + 1;
     }
     for (size_t i = 0; i < m; i++) {
         char where [48];
         snprintf (where, sizeof where, "notifications[%zu]", i);
-        if (s_parse_notification (json_array_get (notifications, i), where, &self->notifications [i], error, size))
+        if (s_add_notification (self, json_array_get (notifications, i), where, NULL, error, size))
             return -2;
-        for (size_t j = 0; j < i; j++)
-            if (strcmp (self->notifications [j].rule_id, self->notifications [i].rule_id) == 0) {
-                s_error (error, size, "%s: rule_id is used twice", where);
-                return -2;
-            }
-        self->notification_count = i + 1;
     }
     return 0;
 }
@@ -236,6 +284,71 @@ rules_parse (const char *data, size_t size, char *error, size_t error_size)
     if (!self || s_parse (self, root, error, error_size) != 0)
         rules_destroy (&self);
     json_decref (root);
+    return self;
+}
+
+/* {"version": "...", "rules": [...]}: one list, notification rules when trigger is set. */
+static int
+s_parse_answer (rules_t *self, const json_t *root, const char *trigger, char *error, size_t size)
+{
+    if (!json_is_object (root)) {
+        s_error (error, size, "the answer must be a JSON object");
+        return -2;
+    }
+    if (s_copy (root, "version", 1, self->version, sizeof self->version, "answer", error, size))
+        return -2;
+    const json_t *list = s_list (root, "rules", error, size);
+    if (!list)
+        return -2;
+    size_t n = json_array_size (list);
+    self->documents = calloc (trigger || !n ? 1 : n, sizeof (rules_document_t));
+    self->notifications = calloc (!trigger || !n ? 1 : n, sizeof (rules_notification_t));
+    if (!self->documents || !self->notifications) {
+        s_error (error, size, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char where [48];
+        snprintf (where, sizeof where, "rules[%zu]", i);
+        int rc = trigger ? s_add_notification (self, json_array_get (list, i), where, trigger, error, size)
+                         : s_add_document (self, json_array_get (list, i), where, error, size);
+        if (rc)
+            return -2;
+    }
+    return 0;
+}
+
+rules_t *
+rules_parse_answer (const char *data, size_t size, const char *trigger, char *error, size_t error_size)
+{
+    s_error (error, error_size, "%s", "");
+    if (!data || size == 0 || size > RULES_FILE_MAX) {
+        s_error (error, error_size, "the answer is empty or larger than %d bytes", RULES_FILE_MAX);
+        return NULL;
+    }
+    if (trigger && !rules_trigger_is_valid (trigger)) {
+        s_error (error, error_size, "unknown trigger");
+        return NULL;
+    }
+    json_error_t jerror;
+    json_t *root = json_loadb (data, size, JSON_REJECT_DUPLICATES, &jerror);
+    if (!root) {
+        s_error (error, error_size, "invalid JSON at line %d: %s", jerror.line, jerror.text);
+        return NULL;
+    }
+    rules_t *self = calloc (1, sizeof (rules_t));
+    if (!self || s_parse_answer (self, root, trigger, error, error_size) != 0)
+        rules_destroy (&self);
+    json_decref (root);
+    return self;
+}
+
+rules_t *
+rules_new_empty (const char *version)
+{
+    rules_t *self = calloc (1, sizeof (rules_t));
+    if (self)
+        snprintf (self->version, sizeof self->version, "%s", version ? version : "");
     return self;
 }
 
@@ -306,6 +419,22 @@ const rules_notification_t *
 rules_notification_at (const rules_t *self, size_t index)
 {
     return self && index < self->notification_count ? &self->notifications [index] : NULL;
+}
+
+void
+rules_document_set (const rules_t *self, rules_document_set_t *set)
+{
+    set->version = rules_version (self);
+    set->rules = self ? self->documents : NULL;
+    set->count = rules_document_count (self);
+}
+
+void
+rules_notification_set (const rules_t *self, rules_notification_set_t *set)
+{
+    set->version = rules_version (self);
+    set->rules = self ? self->notifications : NULL;
+    set->count = rules_notification_count (self);
 }
 
 int

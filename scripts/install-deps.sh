@@ -17,3 +17,15 @@ if [ "${#missing[@]}" -gt 0 ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+
+# pymongo, for the end-to-end tests' looks into the MongoDB backend, in the python3
+# that runs pytest: from PyPI (pip's cache under .cache/pip), or Debian's package
+# when that python3 is the system one and pip may not touch it.
+if ! python3 -c "import pymongo" 2>/dev/null; then
+    ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+    echo "installing: pymongo"
+    PIP_ROOT_USER_ACTION=ignore python3 -m pip install -q --cache-dir "$ROOT/.cache/pip" "pymongo==4.10.1" \
+    || { SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+         DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-pymongo >/dev/null; }
+    python3 -c "import pymongo"
+fi

@@ -22,7 +22,7 @@ struct _process_table_t {
 /* The start order of config/dossier.cfg, used when there is no config file. */
 static const struct { const char *name; int count; } s_default_processes [] = {
     { "store", 1 }, { "broker", 1 }, { "handler", 2 }, { "projector", 1 },
-    { "notifier", 1 }, { "gateway", 1 }, { "ingest", 1 }
+    { "notifier", 1 }, { "scheduler", 1 }, { "gateway", 1 }, { "ingest", 1 }
 };
 
 process_table_t *

@@ -133,7 +133,7 @@ s_respond_error (gateway_t *self, h2o_req_t *req, int status, const char *error,
 static void
 s_respond_unavailable (gateway_t *self, h2o_req_t *req)
 {
-    s_respond_error (self, req, 503, "unavailable", "read models not ready");
+    s_respond_error (self, req, 503, "unavailable", gw_reader_reason (self->reader));
 }
 
 /* Answers a read-model lookup. */
@@ -585,8 +585,10 @@ s_ready (gateway_t *self, h2o_req_t *req)
     gw_buf_t *out = &self->scratch;
     gw_buf_reset (out);
     gw_buf_append_str (out, "{\"status\":\"not_ready\",\"reasons\":[");
-    if (!models)
-        gw_buf_append_str (out, "\"read models not ready\"");
+    if (!models) {
+        const char *reason = gw_reader_reason (self->reader);
+        gw_buf_append_json_string (out, reason, strlen (reason));
+    }
     if (!broker)
         gw_buf_append_str (out, models ? "\"broker not answering\"" : ",\"broker not answering\"");
     gw_buf_append_str (out, "]}");
@@ -797,9 +799,7 @@ gateway_new (config_t *config)
     self->timeout_ms = timeout > 0 && timeout <= 600000 ? (int) timeout : S_TIMEOUT_MS;
 
     self->pending = zhashx_new ();
-    char *db_path = config_data_path (config, "readmodels.db");
-    self->reader = db_path ? gw_reader_new (db_path) : NULL;
-    free (db_path);
+    self->reader = gw_reader_new_config (config);
     if (!self->pending || !self->reader)
         goto fail;
 

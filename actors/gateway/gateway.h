@@ -9,7 +9,8 @@
 typedef struct _gateway_t gateway_t;
 
 /* Binds the listener (config "http_addr", host:port, port 0 = any free port), opens
- * the read models lazily (<data_dir>/readmodels.db) and connects to the broker
+ * the read models lazily (<data_dir>/readmodels.db, or the MongoDB collections when
+ * config "store" is mongodb: readmodel_reader.h) and connects to the broker
  * (endpoint broker_front). config is borrowed and must outlive the gateway.
  * Returns NULL on failure (logged). The gateway belongs to the thread that calls
  * gateway_run; create it there or hand it over before running. */

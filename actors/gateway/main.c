@@ -4,6 +4,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "readmodel_indexes.h"
 #include "ready.h"
 
 #include <czmq.h>
@@ -40,5 +41,6 @@ main (int argc, char *argv [])
     gateway_run (gateway);
     gateway_destroy (&gateway);
     config_destroy (&config);
+    readmodel_mongo_cleanup ();
     return 0;
 }

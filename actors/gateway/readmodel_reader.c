@@ -1,80 +1,54 @@
-/* readmodel_reader — keyed lookups on the projector's SQLite read models. The
- * connection is read-only and opened lazily, because the gateway may start before
- * the projector has created the file; statements are prepared once and reused. */
+/* readmodel_reader — the gateway's read-model queries over a backend table
+ * (readmodel_reader_backend.h): SQLite or MongoDB, as config "store" says. The
+ * backends find stored JSON; this file frames it into the REST answers (lists,
+ * the audit trail, the cursor), so both answer with the same bytes. */
 #include "readmodel_reader.h"
+#include "readmodel_reader_backend.h"
 #include "log.h"
 
-#include <czmq.h>
-#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-
-/* How often an open connection checks that its file is still the one on disk. */
-#define S_RECHECK_MS 1000
-
-enum {
-    S_CASE_FULL,
-    S_CASE_EXISTS,
-    S_CASE_EVENTS,
-    S_CASE_DOCUMENTS,
-    S_COMPANY,
-    S_COMPANY_EXISTS,
-    S_COMPANY_OWNERS,
-    S_PERSON,
-    S_DOCUMENT,
-    S_DOCUMENT_CASE,
-    S_LIST_FIRST,                   /* + filter mask: 1 client_id, 2 traitement_type, 4 status */
-    S_COUNT = S_LIST_FIRST + 8
-};
-
-static const char *s_sql [S_LIST_FIRST] = {
-    [S_CASE_FULL]      = "SELECT full_json FROM cases WHERE id = ?1",
-    [S_CASE_EXISTS]    = "SELECT 1 FROM cases WHERE id = ?1",
-    [S_CASE_EVENTS]    = "SELECT json FROM case_events WHERE case_id = ?1 ORDER BY version",
-    [S_CASE_DOCUMENTS] = "SELECT json FROM documents WHERE case_id = ?1 ORDER BY seq",
-    [S_COMPANY]        = "SELECT json FROM companies WHERE id = ?1",
-    [S_COMPANY_EXISTS] = "SELECT 1 FROM companies WHERE id = ?1",
-    [S_COMPANY_OWNERS] = "SELECT json FROM beneficial_owners WHERE company_id = ?1 ORDER BY seq",
-    [S_PERSON]         = "SELECT json FROM persons WHERE id = ?1",
-    [S_DOCUMENT]       = "SELECT json FROM documents WHERE id = ?1",
-    [S_DOCUMENT_CASE]  = "SELECT case_id FROM documents WHERE id = ?1",
-};
 
 struct _gw_reader_t {
-    char *path;
-    sqlite3 *db;
-    sqlite3_stmt *stmts [S_COUNT];
-    dev_t dev;                      /* identity of the file we opened */
-    ino_t ino;
-    int64_t checked_at;             /* zclock_mono of the last identity check */
-    int failing_logged;             /* log "unavailable" once per outage, not per request */
+    const gw_reader_ops_t *ops;
+    void *impl;
 };
+
+static gw_reader_t *
+s_new (const gw_reader_ops_t *ops, void *impl)
+{
+    if (!impl)
+        return NULL;
+    gw_reader_t *self = calloc (1, sizeof (gw_reader_t));
+    if (!self) {
+        ops->destroy (impl);
+        return NULL;
+    }
+    self->ops = ops;
+    self->impl = impl;
+    return self;
+}
 
 gw_reader_t *
 gw_reader_new (const char *path)
 {
-    gw_reader_t *self = calloc (1, sizeof (gw_reader_t));
-    if (!self)
-        return NULL;
-    self->path = strdup (path ? path : "");
-    if (!self->path) {
-        free (self);
-        return NULL;
-    }
-    return self;
+    return s_new (&gw_reader_sqlite_ops, gw_reader_sqlite_new (path));
 }
 
-static void
-s_close (gw_reader_t *self)
+gw_reader_t *
+gw_reader_new_config (config_t *config)
 {
-    for (int i = 0; i < S_COUNT; i++) {
-        sqlite3_finalize (self->stmts [i]);
-        self->stmts [i] = NULL;
+    const char *store = config_get (config, "store", "sqlite");
+    if (strcmp (store, "mongodb") == 0)
+        return s_new (&gw_reader_mongo_ops, gw_reader_mongo_new (config));
+    if (strcmp (store, "sqlite") != 0) {
+        log_error (NULL, NULL, "read models: unknown store \"%.40s\" (sqlite or mongodb)", store);
+        return NULL;
     }
-    if (self->db)
-        sqlite3_close (self->db);
-    self->db = NULL;
+    char *path = config_data_path (config, "readmodels.db");
+    gw_reader_t *self = path ? gw_reader_new (path) : NULL;
+    free (path);
+    return self;
 }
 
 void
@@ -82,279 +56,93 @@ gw_reader_destroy (gw_reader_t **self_p)
 {
     if (self_p && *self_p) {
         gw_reader_t *self = *self_p;
-        s_close (self);
-        free (self->path);
+        self->ops->destroy (self->impl);
         free (self);
         *self_p = NULL;
     }
 }
 
-/* Returns the prepared statement for which (resetting it for reuse), or NULL. */
-static sqlite3_stmt *
-s_stmt (gw_reader_t *self, int which)
+const char *
+gw_reader_backend (gw_reader_t *self)
 {
-    if (!self->stmts [which]) {
-        char list_sql [256];
-        const char *sql = which < S_LIST_FIRST ? s_sql [which] : NULL;
-        if (!sql) {
-            int mask = which - S_LIST_FIRST;
-            snprintf (list_sql, sizeof list_sql,
-                "SELECT seq, summary_json FROM cases WHERE seq > ?1%s%s%s ORDER BY seq LIMIT ?5",
-                mask & 1 ? " AND client_id = ?2" : "",
-                mask & 2 ? " AND traitement_type = ?3" : "",
-                mask & 4 ? " AND status = ?4" : "");
-            sql = list_sql;
-        }
-        if (sqlite3_prepare_v3 (self->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
-                                &self->stmts [which], NULL) != SQLITE_OK) {
-            log_debug (NULL, NULL, "read models: cannot prepare query: %s", sqlite3_errmsg (self->db));
-            sqlite3_finalize (self->stmts [which]);
-            self->stmts [which] = NULL;
-            return NULL;
-        }
-    }
-    sqlite3_reset (self->stmts [which]);
-    sqlite3_clear_bindings (self->stmts [which]);
-    return self->stmts [which];
-}
-
-/* Makes sure an open, current connection exists. 0 ok, -1 unavailable. */
-static int
-s_ensure_open (gw_reader_t *self)
-{
-    struct stat st;
-    if (self->db) {
-        int64_t now = zclock_mono ();
-        if (now - self->checked_at < S_RECHECK_MS)
-            return 0;
-        self->checked_at = now;
-        /* A rebuild may have replaced the file; keep reading the old one and we
-         * would serve a stale, forever-frozen view. */
-        if (stat (self->path, &st) == 0 && st.st_dev == self->dev && st.st_ino == self->ino)
-            return 0;
-        log_info (NULL, NULL, "read models: file changed on disk, reopening");
-        s_close (self);
-    }
-    if (stat (self->path, &st) != 0)
-        goto fail;
-    if (sqlite3_open_v2 (self->path, &self->db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
-        goto fail;
-    sqlite3_busy_timeout (self->db, 100);
-    self->dev = st.st_dev;
-    self->ino = st.st_ino;
-    self->checked_at = zclock_mono ();
-    /* Preparing against every table proves the schema is there; a file the projector
-     * has created but not yet initialised counts as not ready. */
-    for (int i = 0; i < S_LIST_FIRST; i++)
-        if (!s_stmt (self, i))
-            goto fail;
-    if (self->failing_logged)
-        log_info (NULL, NULL, "read models: open");
-    self->failing_logged = 0;
-    return 0;
-fail:
-    if (!self->failing_logged)
-        log_warn (NULL, NULL, "read models: %s not available yet", self->path);
-    self->failing_logged = 1;
-    s_close (self);
-    return -1;
+    return self->ops->name;
 }
 
 int
 gw_reader_ready (gw_reader_t *self)
 {
-    return s_ensure_open (self) == 0;
+    return self->ops->ready (self->impl);
 }
 
-/* Steps stmt; on an error other than contention, drops the connection so the next
- * request reopens it (the file may have been damaged or replaced). */
+const char *
+gw_reader_reason (gw_reader_t *self)
+{
+    return self->ops->reason (self->impl);
+}
+
 static int
-s_step (gw_reader_t *self, sqlite3_stmt *stmt)
-{
-    int rc = sqlite3_step (stmt);
-    if (rc == SQLITE_ROW || rc == SQLITE_DONE)
-        return rc;
-    log_warn (NULL, NULL, "read models: query failed: %s", sqlite3_errstr (rc));
-    if (rc != SQLITE_BUSY && rc != SQLITE_LOCKED)
-        s_close (self);
-    else
-        sqlite3_reset (stmt);
-    return rc;
-}
-
-/* Prepares which with ?1 = id; NULL if unavailable. */
-static sqlite3_stmt *
-s_keyed (gw_reader_t *self, int which, const char *id)
-{
-    if (s_ensure_open (self))
-        return NULL;
-    sqlite3_stmt *stmt = s_stmt (self, which);
-    if (stmt && sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC) != SQLITE_OK)
-        return NULL;
-    return stmt;
-}
-
-static void
-s_append_column (gw_buf_t *out, sqlite3_stmt *stmt, int col)
-{
-    const unsigned char *text = sqlite3_column_text (stmt, col);
-    if (text)
-        gw_buf_append (out, text, (size_t) sqlite3_column_bytes (stmt, col));
-    else
-        gw_buf_append_str (out, "null");
-}
-
-/* Single keyed object: out = column 0 of the first row. */
-static int
-s_single (gw_reader_t *self, int which, const char *id, gw_buf_t *out)
+s_object (gw_reader_t *self, gw_rm_object_t which, const char *id, gw_buf_t *out)
 {
     gw_buf_reset (out);
-    sqlite3_stmt *stmt = s_keyed (self, which, id);
-    if (!stmt)
-        return GW_READER_UNAVAILABLE;
-    int rc = s_step (self, stmt);
-    int result = GW_READER_NOT_FOUND;
-    if (rc == SQLITE_ROW) {
-        s_append_column (out, stmt, 0);
-        result = out->failed ? GW_READER_UNAVAILABLE : GW_READER_OK;
-    }
-    else
-    if (rc != SQLITE_DONE)
-        return GW_READER_UNAVAILABLE;
-    sqlite3_reset (stmt);
-    return result;
-}
-
-/* Appends every row's column 0, comma-separated. */
-static int
-s_rows (gw_reader_t *self, int which, const char *id, gw_buf_t *out)
-{
-    sqlite3_stmt *stmt = s_keyed (self, which, id);
-    if (!stmt)
-        return GW_READER_UNAVAILABLE;
-    int rc, first = 1;
-    while ((rc = s_step (self, stmt)) == SQLITE_ROW) {
-        if (!first)
-            gw_buf_append (out, ",", 1);
-        first = 0;
-        s_append_column (out, stmt, 0);
-    }
-    if (rc != SQLITE_DONE)
-        return GW_READER_UNAVAILABLE;
-    sqlite3_reset (stmt);
-    return out->failed ? GW_READER_UNAVAILABLE : GW_READER_OK;
-}
-
-static int
-s_exists (gw_reader_t *self, int which, const char *id)
-{
-    sqlite3_stmt *stmt = s_keyed (self, which, id);
-    if (!stmt)
-        return GW_READER_UNAVAILABLE;
-    int rc = s_step (self, stmt);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return GW_READER_UNAVAILABLE;
-    sqlite3_reset (stmt);
-    return rc == SQLITE_ROW ? GW_READER_OK : GW_READER_NOT_FOUND;
+    int rc = self->ops->object (self->impl, which, id, out);
+    if (rc != GW_READER_OK)
+        gw_buf_reset (out);
+    return rc;
 }
 
 int
 gw_reader_case (gw_reader_t *self, const char *id, gw_buf_t *out)
 {
-    return s_single (self, S_CASE_FULL, id, out);
+    return s_object (self, GW_RM_CASE, id, out);
 }
 
 int
 gw_reader_company (gw_reader_t *self, const char *id, gw_buf_t *out)
 {
-    return s_single (self, S_COMPANY, id, out);
+    return s_object (self, GW_RM_COMPANY, id, out);
 }
 
 int
 gw_reader_person (gw_reader_t *self, const char *id, gw_buf_t *out)
 {
-    return s_single (self, S_PERSON, id, out);
+    return s_object (self, GW_RM_PERSON, id, out);
 }
 
 int
 gw_reader_document (gw_reader_t *self, const char *id, gw_buf_t *out)
 {
-    return s_single (self, S_DOCUMENT, id, out);
+    return s_object (self, GW_RM_DOCUMENT, id, out);
 }
 
 int
 gw_reader_case_exists (gw_reader_t *self, const char *id)
 {
-    return s_exists (self, S_CASE_EXISTS, id);
+    return self->ops->exists (self->impl, GW_RM_CASE, id);
 }
 
 int
 gw_reader_document_case (gw_reader_t *self, const char *document_id, char case_id [GW_ID_MAX])
 {
     case_id [0] = 0;
-    sqlite3_stmt *stmt = s_keyed (self, S_DOCUMENT_CASE, document_id);
-    if (!stmt)
-        return GW_READER_UNAVAILABLE;
-    int rc = s_step (self, stmt);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return GW_READER_UNAVAILABLE;
-    int result = GW_READER_NOT_FOUND;
-    if (rc == SQLITE_ROW) {
-        const unsigned char *text = sqlite3_column_text (stmt, 0);
-        int len = sqlite3_column_bytes (stmt, 0);
-        if (text && len > 0 && len < GW_ID_MAX) {
-            memcpy (case_id, text, (size_t) len);
-            case_id [len] = 0;
-            result = GW_READER_OK;
-        }
-        else
-            /* A row we could never route a command for; treat it as a broken model. */
-            result = GW_READER_UNAVAILABLE;
-    }
-    sqlite3_reset (stmt);
-    return result;
+    int rc = self->ops->document_case (self->impl, document_id, case_id);
+    if (rc != GW_READER_OK)
+        case_id [0] = 0;
+    return rc;
 }
 
 int
 gw_reader_cases (gw_reader_t *self, const gw_cases_query_t *query, gw_buf_t *out)
 {
     gw_buf_reset (out);
-    if (s_ensure_open (self))
-        return GW_READER_UNAVAILABLE;
-    int mask = (query->client_id [0] ? 1 : 0) | (query->traitement_type [0] ? 2 : 0)
-             | (query->status [0] ? 4 : 0);
-    sqlite3_stmt *stmt = s_stmt (self, S_LIST_FIRST + mask);
-    if (!stmt)
-        return GW_READER_UNAVAILABLE;
     int limit = query->limit >= 1 && query->limit <= GW_LIMIT_MAX ? query->limit : GW_LIMIT_DEFAULT;
-    sqlite3_bind_int64 (stmt, 1, query->after_seq);
-    if (mask & 1)
-        sqlite3_bind_text (stmt, 2, query->client_id, -1, SQLITE_STATIC);
-    if (mask & 2)
-        sqlite3_bind_text (stmt, 3, query->traitement_type, -1, SQLITE_STATIC);
-    if (mask & 4)
-        sqlite3_bind_text (stmt, 4, query->status, -1, SQLITE_STATIC);
-    /* One row more than asked tells whether another page exists. */
-    sqlite3_bind_int (stmt, 5, limit + 1);
-
-    gw_buf_append_str (out, "{\"items\":[");
-    int rc, count = 0;
     int64_t last_seq = 0;
     int more = 0;
-    while ((rc = s_step (self, stmt)) == SQLITE_ROW) {
-        if (count == limit) {
-            more = 1;
-            break;
-        }
-        if (count)
-            gw_buf_append (out, ",", 1);
-        s_append_column (out, stmt, 1);
-        last_seq = sqlite3_column_int64 (stmt, 0);
-        count++;
+    gw_buf_append_str (out, "{\"items\":[");
+    int rc = self->ops->cases (self->impl, query, limit, out, &last_seq, &more);
+    if (rc != GW_READER_OK) {
+        gw_buf_reset (out);
+        return rc;
     }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return GW_READER_UNAVAILABLE;
-    sqlite3_reset (stmt);
     gw_buf_append_str (out, "],\"next_cursor\":");
     if (more) {
         char cursor [GW_CURSOR_MAX];
@@ -369,17 +157,19 @@ gw_reader_cases (gw_reader_t *self, const gw_cases_query_t *query, gw_buf_t *out
 
 /* out = prefix + rows of which under id + suffix, after checking the parent exists. */
 static int
-s_sub_list (gw_reader_t *self, int exists_which, int rows_which, const char *id,
+s_sub_list (gw_reader_t *self, gw_rm_object_t parent, gw_rm_list_t which, const char *id,
             gw_buf_t *out, const char *prefix, const char *suffix)
 {
     gw_buf_reset (out);
-    int rc = s_exists (self, exists_which, id);
+    int rc = self->ops->exists (self->impl, parent, id);
     if (rc != GW_READER_OK)
         return rc;
     gw_buf_append_str (out, prefix);
-    rc = s_rows (self, rows_which, id, out);
-    if (rc != GW_READER_OK)
+    rc = self->ops->rows (self->impl, which, id, out);
+    if (rc != GW_READER_OK) {
+        gw_buf_reset (out);
         return rc;
+    }
     gw_buf_append_str (out, suffix);
     return out->failed ? GW_READER_UNAVAILABLE : GW_READER_OK;
 }
@@ -393,7 +183,7 @@ gw_reader_case_events (gw_reader_t *self, const char *case_id, gw_buf_t *out)
     gw_buf_append_json_string (&prefix, case_id, strlen (case_id));
     gw_buf_append_str (&prefix, ",\"events\":[");
     const char *text = gw_buf_cstr (&prefix);
-    int rc = text ? s_sub_list (self, S_CASE_EXISTS, S_CASE_EVENTS, case_id, out, text, "]}")
+    int rc = text ? s_sub_list (self, GW_RM_CASE, GW_RM_CASE_EVENTS, case_id, out, text, "]}")
                   : GW_READER_UNAVAILABLE;
     gw_buf_free (&prefix);
     return rc;
@@ -402,11 +192,11 @@ gw_reader_case_events (gw_reader_t *self, const char *case_id, gw_buf_t *out)
 int
 gw_reader_case_documents (gw_reader_t *self, const char *case_id, gw_buf_t *out)
 {
-    return s_sub_list (self, S_CASE_EXISTS, S_CASE_DOCUMENTS, case_id, out, "{\"items\":[", "]}");
+    return s_sub_list (self, GW_RM_CASE, GW_RM_CASE_DOCUMENTS, case_id, out, "{\"items\":[", "]}");
 }
 
 int
 gw_reader_company_owners (gw_reader_t *self, const char *company_id, gw_buf_t *out)
 {
-    return s_sub_list (self, S_COMPANY_EXISTS, S_COMPANY_OWNERS, company_id, out, "{\"items\":[", "]}");
+    return s_sub_list (self, GW_RM_COMPANY, GW_RM_COMPANY_OWNERS, company_id, out, "{\"items\":[", "]}");
 }

@@ -1,9 +1,12 @@
-/* readmodel_reader — the gateway's read-only view of <data_dir>/readmodels.db
- * (schemas/readmodels.sql). Answers are the stored JSON bytes, copied or
- * concatenated into a gw_buf_t, never re-serialised. One reader per thread. */
+/* readmodel_reader — the gateway's read-only view of the read models: the SQLite file
+ * <data_dir>/readmodels.db (schemas/readmodels.sql) or the MongoDB collections
+ * (schemas/readmodels.md), behind a backend table (readmodel_reader_backend.h).
+ * Answers are the stored JSON bytes, copied or concatenated into a gw_buf_t, never
+ * re-serialised: both backends give the same bytes. One reader per thread. */
 #ifndef DOSSIER_GW_READMODEL_READER_H
 #define DOSSIER_GW_READMODEL_READER_H
 
+#include "config.h"
 #include "http_reply.h"
 #include "http_routes.h"
 
@@ -11,18 +14,32 @@ typedef struct _gw_reader_t gw_reader_t;
 
 /* Outcomes of every query below. */
 #define GW_READER_OK           0
-#define GW_READER_UNAVAILABLE -1    /* database missing, not yet initialised, or failing: 503 */
+#define GW_READER_UNAVAILABLE -1    /* database missing, not yet initialised, down or failing: 503 */
 #define GW_READER_NOT_FOUND    1    /* no such id: 404 */
 
 /* Creates a reader for the database at path (copied). Does not need the file to
  * exist: every query first (re)opens it if needed, and a file replaced under the
  * reader (a rebuild) is noticed within a second. Returns NULL only on OOM. */
 gw_reader_t *gw_reader_new (const char *path);
+
+/* Creates the reader config "store" names: "sqlite" (default) reads
+ * <data_dir>/readmodels.db as above; "mongodb" reads the collections of
+ * "mongodb_database" at "mongodb_uri" through one client with short timeouts (a
+ * database that is down costs a request about a second at most, then fails at once
+ * for a few seconds). config is borrowed. Returns NULL on OOM, an unknown store or a
+ * MongoDB setting that cannot work (logged). */
+gw_reader_t *gw_reader_new_config (config_t *config);
 void gw_reader_destroy (gw_reader_t **self_p);
 
-/* Opens the database if it is not open. Returns 1 when it is open and has the
- * read-model tables, else 0. */
+/* "sqlite" or "mongodb". */
+const char *gw_reader_backend (gw_reader_t *self);
+
+/* SQLite: opens the database if it is not open; 1 when it is open and has the
+ * read-model tables. MongoDB: 1 when the database answered a ping within the last
+ * second (the answer is cached that long, and a failed read counts as a failed
+ * ping). Else 0, and gw_reader_reason says why (static text, for /ready). */
 int gw_reader_ready (gw_reader_t *self);
+const char *gw_reader_reason (gw_reader_t *self);
 
 /* Single objects: out receives the stored JSON (out is reset first). */
 int gw_reader_case (gw_reader_t *self, const char *id, gw_buf_t *out);

@@ -3,9 +3,12 @@
  * append) kept in memory while its store requests are in flight, so one slow append
  * never stalls the others and heartbeats keep flowing while the store is down.
  * Commands of the same case are run one after the other (no self-inflicted conflicts);
- * conflicts with other handlers are re-read and re-decided. */
+ * conflicts with other handlers are re-read and re-decided. With a configuration
+ * service, a decision that wanted rules not yet cached is held (at most the request
+ * timeout) while they are fetched, then decided again with whatever is there. */
 #include "handler.h"
 #include "handler_command.h"
+#include "handler_rules.h"
 #include "handler_store.h"
 
 #include "case.h"
@@ -32,7 +35,9 @@
 #define S_READ_MORE_EVENTS  1000
 #define S_READ_MORE_BYTES   (1024 * 1024)
 
-typedef enum { S_QUEUED = 0, S_READING, S_APPENDING } s_phase_t;
+#define S_RULES_POLLITEMS   16
+
+typedef enum { S_QUEUED = 0, S_READING, S_HOLDING, S_APPENDING } s_phase_t;
 
 typedef struct {
     zframe_t *client;               /* routing identity of the client (owned) */
@@ -51,10 +56,16 @@ typedef struct {
     int64_t own_position;
     char own_status [32];
     char own_document_status [32];
+    /* Held for rules (S_HOLDING): what the decision wanted, until when. A command is
+     * held once at most; its next decision takes what there is. */
+    int held_once;
+    int64_t hold_until_ms;
+    handler_rules_session_t *session;
 } s_pending_t;
 
 struct _handler_t {
-    rules_t *rules;
+    handler_rules_t *rules;
+    zlistx_t *held;                 /* s_pending_t held for rules, oldest first (not owned) */
     zsock_t *broker;                /* DEALER to the broker backend */
     handler_store_t *store;
     zhashx_t *active;               /* case id → the s_pending_t running for it (not owned) */
@@ -94,6 +105,7 @@ s_pending_destroy (s_pending_t **p_p)
         case_destroy (&p->state);
         case_events_destroy (&p->events);
         free (p->result);
+        free (p->session);
         free (p);
         *p_p = NULL;
     }
@@ -221,6 +233,49 @@ s_read (handler_t *self, s_pending_t *p, int64_t from)
     s_request (self, p, "store.read_stream", body, size);
 }
 
+/* Holds p until the rules its decision wanted were fetched (or the hold ran out).
+ * Returns 0, -1 out of memory (the caller goes on with what it decided). */
+static int
+s_hold (handler_t *self, s_pending_t *p, const handler_rules_session_t *session)
+{
+    p->session = malloc (sizeof (handler_rules_session_t));
+    if (!p->session)
+        return -1;
+    memcpy (p->session, session, sizeof (handler_rules_session_t));
+    if (!zlistx_add_end (self->held, p)) {
+        free (p->session);
+        p->session = NULL;
+        return -1;
+    }
+    p->held_once = 1;
+    p->phase = S_HOLDING;
+    p->hold_until_ms = session->now_ms + handler_rules_hold_ms (self->rules);
+    log_debug (handler_command_id (p->cmd), handler_command_case_id (p->cmd),
+               "%s held for %zu rule lookup(s)", handler_command_type (p->cmd), session->wanted);
+    return 0;
+}
+
+/* Logs the notification decisions a command could not make (they are in its events). */
+static void
+s_log_deferrals (const s_pending_t *p)
+{
+    size_t deferred = 0, fallback = 0;
+    for (size_t i = 0; i < case_events_count (p->events); i++) {
+        const case_event_t *e = case_events_at (p->events, i);
+        if (strcmp (e->type, "NotificationDecisionDeferred") == 0)
+            deferred++;
+        else
+        if (strcmp (e->type, "DocumentRequirementDetermined") == 0 && strstr (e->data, "\"rules_origin\":\"rules_file\""))
+            fallback++;
+    }
+    if (deferred)
+        log_info (handler_command_id (p->cmd), handler_command_case_id (p->cmd),
+                  "%zu notification decision(s) deferred: rules unavailable (recorded; made once they are)", deferred);
+    if (fallback)
+        log_info (handler_command_id (p->cmd), handler_command_case_id (p->cmd),
+                  "document requirements from the local rules file: the configuration service had none to give");
+}
+
 /* Decides on the folded state and appends the new events with its version. */
 static void
 s_decide (handler_t *self, s_pending_t *p)
@@ -229,12 +284,23 @@ s_decide (handler_t *self, s_pending_t *p)
     s_pending_reset_attempt (p);
     char now [HANDLER_TIME_MAX];
     handler_command_time (envelope_now_us (), now);
+    handler_rules_session_t session;
+    rules_source_t source_store;
+    const rules_source_t *source = NULL;
+    handler_rules_begin (self->rules, &session, !p->held_once, zclock_mono (), &source_store, &source);
     handler_error_t err;
-    int rc = handler_command_decide (cmd, p->state, self->rules, now, &p->events, &err);
+    int rc = handler_command_decide_with (cmd, p->state, handler_rules_local (self->rules), source, now,
+                                          &p->events, &err);
+    /* Rules it wanted are on their way: this decision was a draft. */
+    if (session.wanted && handler_rules_fetch (self->rules, &session) && s_hold (self, p, &session) == 0) {
+        s_pending_reset_attempt (p);
+        return;
+    }
     if (rc) {
         s_answer_error (self, p, &err);
         return;
     }
+    s_log_deferrals (p);
     /* The decision folded its own events: that is the state after the append. */
     p->after = case_events_after (p->events);
     /* The position is not known before the append: the remembered result has 0. */
@@ -260,6 +326,45 @@ s_activate (handler_t *self, s_pending_t *p)
         s_decide (self, p);
     else
         s_read (self, p, 1);
+}
+
+/* Decides again every held command whose rules came (or failed), or whose hold ran
+ * out. Those are taken off the list first: deciding may hold or finish commands. */
+static void
+s_release_held (handler_t *self, int64_t now)
+{
+    zlistx_t *ready = NULL;
+    s_pending_t *p = (s_pending_t *) zlistx_first (self->held);
+    while (p) {
+        void *handle = zlistx_cursor (self->held);
+        s_pending_t *next = (s_pending_t *) zlistx_next (self->held);
+        if (now >= p->hold_until_ms || !handler_rules_waiting (self->rules, p->session)) {
+            if (!ready)
+                ready = zlistx_new ();
+            if (!ready || !zlistx_add_end (ready, p))
+                break;          /* out of memory: the rest go at their deadline */
+            zlistx_delete (self->held, handle);
+        }
+        p = next;
+    }
+    if (!ready)
+        return;
+    for (p = (s_pending_t *) zlistx_first (ready); p; p = (s_pending_t *) zlistx_next (ready)) {
+        free (p->session);
+        p->session = NULL;
+        s_decide (self, p);
+    }
+    zlistx_destroy (&ready);
+}
+
+/* Milliseconds until the oldest held command's hold runs out, or -1. */
+static int64_t
+s_held_timeout (handler_t *self, int64_t now)
+{
+    s_pending_t *p = (s_pending_t *) zlistx_first (self->held);
+    if (!p)
+        return -1;
+    return p->hold_until_ms > now ? p->hold_until_ms - now : 0;
 }
 
 /* --------------------------------------------------------------------------
@@ -561,16 +666,9 @@ handler_new (config_t *config)
         return NULL;
     char *broker_endpoint = endpoints_get (config, "broker_back");
     char *store_endpoint = endpoints_get (config, "store");
-    const char *rules_file = config_get (config, "rules_file", "config/rules.json");
-    char error [256];
-    self->rules = rules_load_file (rules_file, error, sizeof error);
-    if (!self->rules) {
-        log_error (NULL, NULL, "rules file %s refused: %s", rules_file, error);
-        goto fail;
-    }
-    log_info (NULL, NULL, "rules %s loaded from %s: %zu document rules, %zu notification rules",
-              rules_version (self->rules), rules_file, rules_document_count (self->rules),
-              rules_notification_count (self->rules));
+    self->rules = handler_rules_new (config);
+    if (!self->rules)
+        goto fail;              /* logged */
     self->store_timeout_ms = config_get_long (config, "handler_store_timeout_ms", S_STORE_TIMEOUT_MS);
     if (self->store_timeout_ms < 100)
         self->store_timeout_ms = S_STORE_TIMEOUT_MS;
@@ -580,8 +678,9 @@ handler_new (config_t *config)
     }
     self->active = zhashx_new ();
     self->waiting = zlistx_new ();
+    self->held = zlistx_new ();
     self->broker = zsock_new (ZMQ_DEALER);
-    if (!self->active || !self->waiting || !self->broker)
+    if (!self->active || !self->waiting || !self->held || !self->broker)
         goto fail;
     /* A stable identity per instance: after a restart the broker recognises us
      * (ctl.ready from a known identity) and re-dispatches what the old process had. */
@@ -638,9 +737,11 @@ handler_destroy (handler_t **self_p)
             }
             zlistx_destroy (&self->waiting);
         }
+        /* Held commands are active ones: freed above. */
+        zlistx_destroy (&self->held);
         handler_store_destroy (&self->store);
         zsock_destroy (&self->broker);
-        rules_destroy (&self->rules);
+        handler_rules_destroy (&self->rules);
         free (self);
         *self_p = NULL;
     }
@@ -668,15 +769,24 @@ handler_run (handler_t *self, zsock_t *pipe)
         int64_t store_timeout = handler_store_timeout (self->store, now);
         if (store_timeout >= 0 && store_timeout < timeout)
             timeout = store_timeout;
+        long rules_timeout = handler_rules_timeout (self->rules);
+        if (rules_timeout >= 0 && rules_timeout < timeout)
+            timeout = rules_timeout;
+        int64_t held_timeout = s_held_timeout (self, now);
+        if (held_timeout >= 0 && held_timeout < timeout)
+            timeout = held_timeout;
         /* Take no more commands than we can hold: the broker keeps the rest. */
         int take = self->commands < S_MAX_COMMANDS;
-        zmq_pollitem_t items [] = {
+        zmq_pollitem_t items [3 + S_RULES_POLLITEMS] = {
             { pipe ? zsock_resolve (pipe) : NULL, 0, pipe ? ZMQ_POLLIN : 0, 0 },
             { zsock_resolve (handler_store_sock (self->store)), 0, ZMQ_POLLIN, 0 },
-            { zsock_resolve (self->broker), 0, ZMQ_POLLIN, 0 },
+            { zsock_resolve (self->broker), 0, take ? ZMQ_POLLIN : 0, 0 },
         };
-        /* With no pipe, item 0 is a null socket with no events: zmq_poll skips it. */
-        if (zmq_poll (pipe ? items : items + 1, (pipe ? 1 : 0) + (take ? 2 : 1), (long) timeout) == -1) {
+        /* The configuration service's sockets (none without one, or when idle). */
+        size_t http = handler_rules_pollitems (self->rules, items + 3, S_RULES_POLLITEMS);
+        /* With no pipe, item 0 is a null socket with no events: zmq_poll skips it;
+         * a broker item without events (not taking) is skipped the same way. */
+        if (zmq_poll (pipe ? items : items + 1, (pipe ? 1 : 0) + 2 + (int) http, (long) timeout) == -1) {
             if (zmq_errno () == EINTR)
                 continue;
             log_error (NULL, NULL, "poll failed: %s", zmq_strerror (zmq_errno ()));
@@ -693,6 +803,9 @@ handler_run (handler_t *self, zsock_t *pipe)
             for (int i = 0; i < S_BURST && self->commands < S_MAX_COMMANDS
                             && (zsock_events (self->broker) & ZMQ_POLLIN); i++)
                 s_handle_broker (self);
+        /* Held commands move when a fetch ended or the oldest hold ran out. */
+        if (handler_rules_service (self->rules) > 0 || s_held_timeout (self, zclock_mono ()) == 0)
+            s_release_held (self, zclock_mono ());
         now = zclock_mono ();
         handler_store_tick (self->store, now, s_on_expired, self);
         if (now >= self->next_heartbeat_ms) {

@@ -13,8 +13,10 @@
 
 typedef struct _handler_t handler_t;
 
-/* Loads the rules file (rules_file) and connects to the broker backend and the store.
- * Returns NULL on failure (already logged): a missing or bad rules file is one. */
+/* Loads the rules file (rules_file), sets up the configuration service client when
+ * config_service_url is set (handler_rules.h), and connects to the broker backend and
+ * the store. Returns NULL on failure (already logged): a missing or bad rules file is
+ * one, a config_service_url that is not http(s) another. */
 handler_t *handler_new (config_t *config);
 void handler_destroy (handler_t **self_p);
 

@@ -32,6 +32,7 @@ static const struct {
     { "cmd.update_document_status", HANDLER_CMD_DOCUMENT },
     { "cmd.decide_case", HANDLER_CMD_DECIDE },
     { "cmd.close_case", HANDLER_CMD_CLOSE },
+    { "cmd.resolve_notifications", HANDLER_CMD_RESOLVE },
 };
 
 void
@@ -112,6 +113,9 @@ s_parse_other (handler_command_t *self, const envelope_t *env, handler_error_t *
     if (self->kind == HANDLER_CMD_DECIDE)
         rc = case_command_parse_decision (env->body, env->body_size, &self->body, &cerr);
     else
+    if (self->kind == HANDLER_CMD_RESOLVE)
+        rc = case_command_parse_resolve (env->body, env->body_size, &self->body, &cerr);
+    else
         rc = case_command_parse_close (env->body, env->body_size, &self->body, &cerr);
     if (rc) {
         s_copy_error (err, &cerr);
@@ -175,11 +179,25 @@ handler_command_document_id (const handler_command_t *self)
     return self->kind == HANDLER_CMD_DOCUMENT ? self->body.document_id : NULL;
 }
 
+const char *
+handler_command_deferral_id (const handler_command_t *self)
+{
+    return self->kind == HANDLER_CMD_RESOLVE ? self->body.deferral_id : NULL;
+}
+
 int
 handler_command_decide (const handler_command_t *self, const case_t *state, const rules_t *rules,
                         const char *now, case_events_t **events_p, handler_error_t *err)
 {
-    case_context_t ctx = { .command_id = self->id, .now = now, .rules = rules };
+    return handler_command_decide_with (self, state, rules, NULL, now, events_p, err);
+}
+
+int
+handler_command_decide_with (const handler_command_t *self, const case_t *state, const rules_t *rules,
+                             const rules_source_t *source, const char *now, case_events_t **events_p,
+                             handler_error_t *err)
+{
+    case_context_t ctx = { .command_id = self->id, .now = now, .rules = rules, .source = source };
     case_error_t cerr;
     int rc;
     const char *reason = self->body.reason [0] ? self->body.reason : NULL;
@@ -193,6 +211,9 @@ handler_command_decide (const handler_command_t *self, const case_t *state, cons
             break;
         case HANDLER_CMD_DECIDE:
             rc = case_decide_decision (state, self->body.decision, reason, &ctx, events_p, &cerr);
+            break;
+        case HANDLER_CMD_RESOLVE:
+            rc = case_decide_resolve (state, self->body.deferral_id, &ctx, events_p, &cerr);
             break;
         default:
             rc = case_decide_close (state, reason, &ctx, events_p, &cerr);

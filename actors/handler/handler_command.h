@@ -17,7 +17,8 @@ typedef enum {
     HANDLER_CMD_CREATE = 0,         /* cmd.create_case */
     HANDLER_CMD_DOCUMENT,           /* cmd.update_document_status */
     HANDLER_CMD_DECIDE,             /* cmd.decide_case */
-    HANDLER_CMD_CLOSE               /* cmd.close_case */
+    HANDLER_CMD_CLOSE,              /* cmd.close_case */
+    HANDLER_CMD_RESOLVE             /* cmd.resolve_notifications: make a deferred notification decision */
 } handler_cmd_kind_t;
 
 #define HANDLER_TIME_MAX 32
@@ -40,6 +41,8 @@ const char *handler_command_correlation_id (const handler_command_t *self);
 const char *handler_command_case_id (const handler_command_t *self);
 /* The document an update_document_status is about; NULL for the other commands. */
 const char *handler_command_document_id (const handler_command_t *self);
+/* The deferral a resolve_notifications is about; NULL for the other commands. */
+const char *handler_command_deferral_id (const handler_command_t *self);
 /* SHA-1 hex of the body (create) or of type, key and body (others): the store keeps it
  * with the command id to tell a retry from a reuse of the same id. */
 const char *handler_command_fingerprint (const handler_command_t *self);
@@ -48,6 +51,10 @@ const char *handler_command_fingerprint (const handler_command_t *self);
  * *events_p (caller owns), -2 refused (err), -1 out of memory. */
 int handler_command_decide (const handler_command_t *self, const case_t *state, const rules_t *rules,
                             const char *now, case_events_t **events_p, handler_error_t *err);
+/* The same with rules from a source as well (case_context_t.source; may be NULL). */
+int handler_command_decide_with (const handler_command_t *self, const case_t *state, const rules_t *rules,
+                                 const rules_source_t *source, const char *now, case_events_t **events_p,
+                                 handler_error_t *err);
 
 /* The reply.ok body for the state after the command (caller frees; NULL: no memory). */
 char *handler_command_result (const handler_command_t *self, const case_t *after, size_t events,

@@ -1,16 +1,20 @@
 /* ingest_server — sources feed records to s_submit; s_submit turns each into a
  * command via ingest_record and tracks it in ingest_pending; s_answer routes the
- * outcome back to the record's source. Only s_handle_cli and the CLI branch of
- * s_answer know about the CLI socket: a Kafka source plugs in beside them. */
+ * outcome back to the record's source: the CLI socket (s_handle_cli) or the Kafka
+ * consumer (s_handle_kafka, ingest_kafka), whose wake-up fd sits in the same poll. */
 #include "ingest_server.h"
+#include "ingest_kafka.h"
 #include "ingest_pending.h"
 #include "ingest_record.h"
 
+#include "command_id.h"
 #include "endpoints.h"
 #include "envelope.h"
 #include "ids.h"
+#include "kafka_config.h"
 #include "log.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,7 +24,7 @@ struct _ingest_server_t {
     config_t *config;                   /* borrowed */
     zsock_t *cli;                       /* ROUTER: CLI clients */
     zsock_t *broker;                    /* DEALER: broker frontend */
-    zpoller_t *poller;
+    ingest_kafka_t *kafka;              /* the Kafka source, when kafka_brokers is set */
     ingest_pending_t *pending;
     size_t body_limit;
     int64_t timeout_ms;
@@ -32,7 +36,7 @@ ingest_server_destroy (ingest_server_t **self_p)
 {
     if (self_p && *self_p) {
         ingest_server_t *self = *self_p;
-        zpoller_destroy (&self->poller);
+        ingest_kafka_destroy (&self->kafka);
         zsock_destroy (&self->cli);
         zsock_destroy (&self->broker);
         ingest_pending_destroy (&self->pending);
@@ -90,9 +94,12 @@ ingest_server_new (config_t *config)
         log_error (NULL, NULL, "ingest: cannot connect %s: %s", broker_endpoint, zmq_strerror (zmq_errno ()));
         goto fail;
     }
-    self->poller = zpoller_new (self->cli, self->broker, NULL);
-    if (!self->poller)
-        goto fail;
+    /* Every instance joins the consumer group: the partitions are shared out. */
+    if (kafka_config_enabled (config)) {
+        self->kafka = ingest_kafka_new (config);
+        if (!self->kafka)
+            goto fail;
+    }
     log_info (NULL, NULL, "ingest: records on %s, commands to %s", cli_endpoint, broker_endpoint);
     free (cli_endpoint);
     free (broker_endpoint);
@@ -108,6 +115,13 @@ fail:
 static void
 s_answer (ingest_server_t *self, const ingest_waiter_t *waiter, const char *result)
 {
+    if (waiter->source == INGEST_SOURCE_KAFKA) {
+        /* The line is the record's ticket. A NULL result (out of memory) is a
+         * transient failure there: the record is retried, never lost. */
+        if (self->kafka)
+            ingest_kafka_result (self->kafka, (uint64_t) waiter->line, waiter->command_id, result);
+        return;
+    }
     if (!result) {
         log_error (waiter->command_id, NULL, "ingest: out of memory building a result for line %ld", waiter->line);
         return;
@@ -149,21 +163,39 @@ s_promote (ingest_server_t *self, const char *command_id)
         log_warn (command_id, next->case_id, "ingest: cannot send a command to the broker; it will time out");
 }
 
-/* Any source: one raw record in (borrowed; route too). Answers at once if the record
- * is rejected or we are overloaded, else sends (or queues) its command. */
+/* Answers a record rejected before it became a command. */
+static void
+s_reject (ingest_server_t *self, int source, zframe_t *route, const char *request_id, long line,
+          int status, const char *error, const char *detail)
+{
+    log_debug (request_id, NULL, "ingest: %s rejected: %d %s", request_id, status, error);
+    ingest_waiter_t stub = { .source = source, .route = route, .line = line };
+    envelope_set (stub.request_id, sizeof stub.request_id, request_id);
+    char *result = ingest_record_result_error (line, status, error, detail);
+    s_answer (self, &stub, result);
+    free (result);
+}
+
+/* Any source: one raw record in (borrowed; route and key too). Answers at once if
+ * the record is rejected or we are overloaded, else sends (or queues) its command.
+ * idempotency_key (may be NULL) names the command instead of the record's natural
+ * key, as the HTTP Idempotency-Key does. */
 static void
 s_submit (ingest_server_t *self, const char *raw, size_t raw_size, int source, zframe_t *route,
-          const char *request_id, long line)
+          const char *request_id, long line, const char *idempotency_key, size_t idempotency_key_size)
 {
     ingest_record_t record;
     if (ingest_record_parse (raw, raw_size, self->body_limit, &record) != 0) {
-        log_debug (request_id, NULL, "ingest: line %ld rejected: %d %s", line, record.status, record.error);
-        ingest_waiter_t stub = { .source = source, .route = route, .line = line };
-        envelope_set (stub.request_id, sizeof stub.request_id, request_id);
-        char *result = ingest_record_result_error (line, record.status, record.error, record.detail);
-        s_answer (self, &stub, result);
-        free (result);
+        s_reject (self, source, route, request_id, line, record.status, record.error, record.detail);
         return;
+    }
+    if (idempotency_key) {
+        if (command_id_from_idempotency_key (idempotency_key, idempotency_key_size, record.command_id) != 0) {
+            s_reject (self, source, route, request_id, line, 400, "invalid_idempotency_key",
+                      "an idempotency key is 1 to 100 printable ASCII characters, without '\"'");
+            return;
+        }
+        command_id_case_id (record.command_id, record.case_id);
     }
     ingest_waiter_t *waiter = ingest_waiter_new (record.command_id, record.case_id, source,
                                                  route, request_id, line);
@@ -202,7 +234,7 @@ s_handle_cli (ingest_server_t *self)
         long line = 0;
         if (ingest_record_line_from_id (env.id, &line) != 0)
             log_debug (env.id, NULL, "ingest: record id is not line:<n>; answering as line 0");
-        s_submit (self, env.body, env.body_size, INGEST_SOURCE_CLI, routes [0], env.id, line);
+        s_submit (self, env.body, env.body_size, INGEST_SOURCE_CLI, routes [0], env.id, line, NULL, 0);
     }
     else
         log_warn (env.correlation_id, NULL, "ingest: ignoring message type '%s' from a client", env.type);
@@ -244,8 +276,11 @@ s_expire (ingest_server_t *self)
     int64_t now = zclock_mono ();
     ingest_waiter_t *waiter;
     while ((waiter = ingest_pending_expire (self->pending, now, self->timeout_ms))) {
-        log_warn (waiter->command_id, waiter->case_id, "ingest: no reply within %lld ms for line %ld",
-                  (long long) self->timeout_ms, waiter->line);
+        /* Kafka records are retried and their failures summed up by ingest_kafka:
+         * one line each would flood the log during an outage. */
+        log_emit (waiter->source == INGEST_SOURCE_KAFKA ? LOG_LEVEL_DEBUG : LOG_LEVEL_WARN,
+                  waiter->command_id, waiter->case_id, "ingest: no reply within %lld ms for %s",
+                  (long long) self->timeout_ms, waiter->request_id);
         char detail [96];
         snprintf (detail, sizeof detail, "no reply from a handler within %lld ms", (long long) self->timeout_ms);
         char *result = ingest_record_result_error (waiter->line, 503, "unavailable", detail);
@@ -258,29 +293,57 @@ s_expire (ingest_server_t *self)
     }
 }
 
+/* Source: Kafka. librdkafka's own work first (delivery reports, offsets, pauses),
+ * then a batch of records, so acknowledgments never wait behind new input. */
+static void
+s_handle_kafka (ingest_server_t *self)
+{
+    ingest_kafka_service (self->kafka);
+    ingest_kafka_record_t record;
+    for (int i = 0; i < INGEST_BATCH && ingest_kafka_next (self->kafka, &record); i++)
+        s_submit (self, record.value, record.value_size, INGEST_SOURCE_KAFKA, NULL, record.request_id,
+                  (long) record.ticket, record.idempotency_key, record.idempotency_key_size);
+}
+
 int
 ingest_server_run (ingest_server_t *self, zsock_t *pipe)
 {
-    if (pipe)
-        zpoller_add (self->poller, pipe);
+    /* zmq_poll rather than zpoller: the Kafka source is a plain fd. */
+    zmq_pollitem_t items [4];
+    int count = 0, pipe_at = -1;
+    items [count++] = (zmq_pollitem_t) { zsock_resolve (self->broker), 0, ZMQ_POLLIN, 0 };
+    items [count++] = (zmq_pollitem_t) { zsock_resolve (self->cli), 0, ZMQ_POLLIN, 0 };
+    if (pipe) {
+        pipe_at = count;
+        items [count++] = (zmq_pollitem_t) { zsock_resolve (pipe), 0, ZMQ_POLLIN, 0 };
+    }
+    if (self->kafka)
+        items [count++] = (zmq_pollitem_t) { NULL, ingest_kafka_fd (self->kafka), ZMQ_POLLIN, 0 };
     while (!zsys_interrupted) {
         int64_t wait = ingest_pending_next_expiry (self->pending, zclock_mono (), self->timeout_ms);
         if (wait < 0 || wait > 1000)
             wait = 1000;
-        void *which = zpoller_wait (self->poller, (int) wait);
-        if (pipe && which == pipe)
+        if (self->kafka) {
+            int64_t kafka_wait = ingest_kafka_timeout (self->kafka);
+            if (kafka_wait < wait)
+                wait = kafka_wait;
+        }
+        if (zmq_poll (items, count, (long) wait) == -1) {
+            if (errno == EINTR)
+                continue;               /* a signal: the loop condition decides */
+            break;                      /* the context is terminating */
+        }
+        if (pipe_at >= 0 && (items [pipe_at].revents & ZMQ_POLLIN))
             break;                      /* $TERM, or anything else: the owner wants us gone */
-        if (!which && zpoller_terminated (self->poller))
-            break;
-        /* Drain both sockets a batch at a time so neither starves the other. */
+        /* Drain every source a batch at a time so none starves the others. */
         for (int i = 0; i < INGEST_BATCH && (zsock_events (self->broker) & ZMQ_POLLIN); i++)
             s_handle_broker (self);
         for (int i = 0; i < INGEST_BATCH && (zsock_events (self->cli) & ZMQ_POLLIN); i++)
             s_handle_cli (self);
+        if (self->kafka)
+            s_handle_kafka (self);
         s_expire (self);
     }
-    if (pipe)
-        zpoller_remove (self->poller, pipe);
     log_info (NULL, NULL, "ingest: stopping with %zu commands in flight", ingest_pending_size (self->pending));
     return 0;
 }

@@ -1,14 +1,18 @@
 /* notifier — the log is the outbox. Per batch: write the lines and fsync the file,
- * publish, and only then store the checkpoint. A crash between the two re-sends at
- * most the last batch (at least once, never lost); every line and message carries
- * the event id ("id"), so consumers drop the duplicates. */
+ * publish, hand the batch to Kafka when it is configured, and store the checkpoint
+ * only up to what every sink settled (Kafka: successful delivery reports). A crash
+ * re-sends what was not settled (at least once, never lost); every line and message
+ * carries the event id ("id"), so consumers drop the duplicates. */
 #include "notifier.h"
 
+#include <errno.h>
 #include <sqlite3.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "endpoints.h"
+#include "kafka_config.h"
 #include "log.h"
 #include "notifier_payload.h"
 #include "notifier_sink.h"
@@ -21,6 +25,9 @@
  * events that send nothing, so there is no reason to pay an fsync per batch. */
 #define S_LAZY_CHECKPOINT_MS 1000
 #define S_MAX_SINKS 4
+/* At stop, how long Kafka may take to confirm what is in flight (notify_flush_ms);
+ * it is spent inside the supervisor's grace period, one budget for every process. */
+#define S_DEFAULT_FLUSH_MS 2000
 
 typedef struct {
     config_t *config;
@@ -31,12 +38,15 @@ typedef struct {
     notifier_sink_t *sinks [S_MAX_SINKS];
     size_t n_sinks;
     subscription_t *sub;
-    zpoller_t *poller;
     int64_t stored;             /* checkpoint on disk */
-    int64_t done;               /* every event up to here is handled */
+    int64_t handed;             /* every event up to here was given to the sinks */
+    int64_t notified;           /* position of the last notification handed over */
+    int64_t done;               /* every event up to here is settled by every sink */
     int64_t dirty_at;           /* when done got ahead of stored */
     uint64_t sent;
+    int kafka;                  /* the Kafka sink is on */
     int stopping;
+    int broken;                 /* a sink failed for good: stop, the supervisor restarts us */
 } self_t;
 
 /* ---- checkpoint ------------------------------------------------------------------ */
@@ -71,7 +81,7 @@ s_open_db (self_t *self)
         log_error (NULL, NULL, "notifier: %s: %s", self->db_path, sqlite3_errmsg (self->db));
         return -1;
     }
-    self->done = self->stored;
+    self->done = self->handed = self->notified = self->stored;
     return 0;
 }
 
@@ -93,6 +103,24 @@ s_store_checkpoint (self_t *self)
 }
 
 /* ---- the subscription ------------------------------------------------------------ */
+
+/* Moves done to the highest position every sink settled: what was handed over, less
+ * whatever an asynchronous sink (Kafka) still owes. */
+static void
+s_update_done (self_t *self)
+{
+    int64_t done = self->handed;
+    for (size_t s = 0; s < self->n_sinks; s++) {
+        int64_t settled = notifier_sink_settled (self->sinks [s]);
+        if (settled < done)
+            done = settled;
+    }
+    if (done > self->done) {
+        if (self->done == self->stored)
+            self->dirty_at = zclock_mono ();
+        self->done = done;
+    }
+}
 
 static int
 s_on_events (const event_t *events, size_t count, void *arg)
@@ -117,9 +145,18 @@ s_on_events (const event_t *events, size_t count, void *arg)
             continue;
         }
         items [n] = (notifier_item_t) { .topic = topics [n], .json = texts [n], .json_size = size,
-                                        .event_id = ev->id, .position = ev->position };
+                                        .event_id = ev->id, .position = ev->position,
+                                        .case_id = ev->stream, .time_us = ev->timestamp_us };
         n++;
     }
+    /* Ask every sink before any writes: a full sink (Kafka with too much in flight)
+     * refuses the batch before the file took it, so backpressure writes no line twice. */
+    for (size_t s = 0; s < self->n_sinks && rc == 0 && n > 0; s++)
+        if (!notifier_sink_ready (self->sinks [s], n)) {
+            log_debug (NULL, NULL, "notifier: sink %s is full; the batch at %lld waits",
+                       notifier_sink_name (self->sinks [s]), (long long) events [0].position);
+            rc = -1;
+        }
     for (size_t s = 0; s < self->n_sinks && rc == 0 && n > 0; s++)
         if (notifier_sink_deliver (self->sinks [s], items, n) != 0) {
             log_warn (NULL, NULL, "notifier: sink %s refused the batch at %lld; will retry",
@@ -127,17 +164,12 @@ s_on_events (const event_t *events, size_t count, void *arg)
             rc = -1;
         }
     if (rc == 0) {
-        if (self->done == self->stored)
-            self->dirty_at = zclock_mono ();
-        self->done = events [count - 1].position;
+        self->handed = events [count - 1].position;
         if (n > 0) {
             self->sent += n;
-            /* Stored after the sinks: a failure here re-sends the batch (duplicates
-             * the consumers drop by id), never loses it. */
-            rc = s_store_checkpoint (self);
-            if (rc)
-                self->done = self->stored;
+            self->notified = items [n - 1].position;
         }
+        s_update_done (self);
     }
     for (size_t i = 0; i < n; i++)
         free (texts [i]);
@@ -147,11 +179,44 @@ s_on_events (const event_t *events, size_t count, void *arg)
     return rc;
 }
 
+/* Stores the checkpoint at once when it passes a notification (a crash would send it
+ * again), lazily when it passes only events that send nothing. A failed store is
+ * tried again on a later turn; meanwhile a crash only re-sends. */
 static void
 s_tick (self_t *self)
 {
-    if (self->done != self->stored && zclock_mono () - self->dirty_at >= S_LAZY_CHECKPOINT_MS)
+    s_update_done (self);
+    if (self->done == self->stored)
+        return;
+    if (self->notified > self->stored || zclock_mono () - self->dirty_at >= S_LAZY_CHECKPOINT_MS)
         s_store_checkpoint (self);
+}
+
+/* Serves every sink's pending work (delivery reports, retries). */
+static void
+s_service_sinks (self_t *self)
+{
+    for (size_t s = 0; s < self->n_sinks; s++)
+        if (notifier_sink_service (self->sinks [s]) != 0 && !self->broken) {
+            log_error (NULL, NULL, "notifier: sink %s failed for good; stopping (to be restarted)",
+                       notifier_sink_name (self->sinks [s]));
+            self->broken = 1;
+        }
+}
+
+/* The poll timeout: the subscription's timers, the lazy checkpoint, the sinks' retries. */
+static int
+s_timeout (self_t *self)
+{
+    int timeout = subscription_timeout (self->sub);
+    if (self->done != self->stored && timeout > S_LAZY_CHECKPOINT_MS)
+        timeout = S_LAZY_CHECKPOINT_MS;
+    for (size_t s = 0; s < self->n_sinks; s++) {
+        int t = notifier_sink_timeout (self->sinks [s]);
+        if (t >= 0 && t < timeout)
+            timeout = t;
+    }
+    return timeout;
 }
 
 /* ---- life cycle --------------------------------------------------------------------- */
@@ -161,7 +226,6 @@ s_self_destroy (self_t **self_p)
 {
     if (self_p && *self_p) {
         self_t *self = *self_p;
-        zpoller_destroy (&self->poller);
         subscription_destroy (&self->sub);
         for (size_t i = 0; i < self->n_sinks; i++)
             notifier_sink_destroy (&self->sinks [i]);
@@ -205,18 +269,57 @@ s_self_new (config_t *config, zsock_t *pipe)
     self->sinks [self->n_sinks] = notifier_sink_zmq_new (self->notify_ep);
     if (!self->sinks [self->n_sinks++])
         goto fail;
+    /* Kafka when configured, beside the others: the file stays the local record. */
+    if (kafka_config_enabled (config)) {
+        self->sinks [self->n_sinks] = notifier_sink_kafka_new (config);
+        if (!self->sinks [self->n_sinks++])
+            goto fail;
+        self->kafka = 1;
+    }
     self->sub = subscription_new (self->store_ep, self->pub_ep, self->stored + 1);
     if (!self->sub)
         goto fail;
-    self->poller = zpoller_new (subscription_store_sock (self->sub), subscription_pub_sock (self->sub), NULL);
-    if (!self->poller)
-        goto fail;
-    if (pipe)
-        zpoller_add (self->poller, pipe);
     return self;
 fail:
     s_self_destroy (&self);
     return NULL;
+}
+
+/* One turn of the loop: waits on the actor pipe, the subscription's two sockets and
+ * the sinks' file descriptors (Kafka's wake-up pipe), then handles what is ready. */
+static void
+s_poll_once (self_t *self)
+{
+    zmq_pollitem_t items [3 + S_MAX_SINKS];
+    int n = 0, pipe_at = -1;
+    if (self->pipe) {
+        pipe_at = n;
+        items [n++] = (zmq_pollitem_t) { zsock_resolve (self->pipe), 0, ZMQ_POLLIN, 0 };
+    }
+    int store_at = n;
+    items [n++] = (zmq_pollitem_t) { zsock_resolve (subscription_store_sock (self->sub)), 0, ZMQ_POLLIN, 0 };
+    int pub_at = n;
+    items [n++] = (zmq_pollitem_t) { zsock_resolve (subscription_pub_sock (self->sub)), 0, ZMQ_POLLIN, 0 };
+    for (size_t s = 0; s < self->n_sinks; s++) {
+        int fd = notifier_sink_fd (self->sinks [s]);
+        if (fd >= 0)
+            items [n++] = (zmq_pollitem_t) { NULL, fd, ZMQ_POLLIN, 0 };
+    }
+    if (zmq_poll (items, n, s_timeout (self)) < 0) {
+        if (zmq_errno () == ETERM)
+            self->stopping = 1;
+        return;                 /* EINTR: the loop looks at zsys_interrupted */
+    }
+    if (pipe_at >= 0 && (items [pipe_at].revents & ZMQ_POLLIN)) {
+        char *command = zstr_recv (self->pipe);
+        if (!command || strcmp (command, "$TERM") == 0)
+            self->stopping = 1;
+        zstr_free (&command);
+    }
+    if (items [store_at].revents & ZMQ_POLLIN)
+        subscription_handle (self->sub, subscription_store_sock (self->sub), s_on_events, self);
+    if (items [pub_at].revents & ZMQ_POLLIN)
+        subscription_handle (self->sub, subscription_pub_sock (self->sub), s_on_events, self);
 }
 
 int
@@ -228,34 +331,33 @@ notifier_run (config_t *config, zsock_t *pipe)
             zsock_signal (pipe, 1);
         return -1;
     }
-    log_info (NULL, NULL, "notifier: ready at position %lld, writing %s", (long long) self->stored, self->notify_file);
+    log_info (NULL, NULL, "notifier: ready at position %lld, writing %s%s%s", (long long) self->stored,
+              self->notify_file, self->kafka ? " and Kafka topic " : "",
+              self->kafka ? config_get (config, "notify_topic", "notification_events") : "");
     ready_signal ();
     if (pipe)
         zsock_signal (pipe, 0);
-    while (!self->stopping && !zsys_interrupted) {
-        int timeout = subscription_timeout (self->sub);
-        if (self->done != self->stored && timeout > S_LAZY_CHECKPOINT_MS)
-            timeout = S_LAZY_CHECKPOINT_MS;
-        void *which = zpoller_wait (self->poller, timeout);
-        if (!which && zpoller_terminated (self->poller))
-            break;
-        if (which && which == pipe) {
-            char *command = zstr_recv (pipe);
-            if (!command || strcmp (command, "$TERM") == 0)
-                self->stopping = 1;
-            zstr_free (&command);
-        }
-        else
-        if (which)
-            subscription_handle (self->sub, which, s_on_events, self);
+    while (!self->stopping && !self->broken && !zsys_interrupted) {
+        s_poll_once (self);
+        s_service_sinks (self);
         subscription_tick (self->sub);
         s_tick (self);
     }
+    /* A bounded wait for what Kafka has in flight; what it cannot confirm stays above
+     * the checkpoint and is sent again after the restart. */
+    long flush_ms = config_get_long (config, "notify_flush_ms", S_DEFAULT_FLUSH_MS);
+    flush_ms = flush_ms < 0 ? 0 : flush_ms > 60000 ? 60000 : flush_ms;
+    for (size_t s = 0; s < self->n_sinks && !self->broken; s++)
+        if (notifier_sink_flush (self->sinks [s], (int) flush_ms) != 0)
+            log_warn (NULL, NULL, "notifier: sink %s did not confirm everything within %ld ms; the rest is "
+                      "sent again after a restart", notifier_sink_name (self->sinks [s]), flush_ms);
+    s_update_done (self);
     s_store_checkpoint (self);
+    int rc = self->broken ? -1 : 0;
     log_info (NULL, NULL, "notifier: stopping at position %lld after %llu notifications",
               (long long) self->stored, (unsigned long long) self->sent);
     s_self_destroy (&self);
-    return 0;
+    return rc;
 }
 
 void

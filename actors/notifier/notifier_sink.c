@@ -2,6 +2,7 @@
  * the implementation's state, so the notifier never knows which outputs it feeds. */
 #include "notifier_sink.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 
 struct _notifier_sink_t {
@@ -46,4 +47,40 @@ const char *
 notifier_sink_name (notifier_sink_t *self)
 {
     return self->ops->name;
+}
+
+int
+notifier_sink_ready (notifier_sink_t *self, size_t count)
+{
+    return self->ops->ready ? self->ops->ready (self->state, count) : 1;
+}
+
+int64_t
+notifier_sink_settled (notifier_sink_t *self)
+{
+    return self->ops->settled ? self->ops->settled (self->state) : INT64_MAX;
+}
+
+int
+notifier_sink_fd (notifier_sink_t *self)
+{
+    return self->ops->fd ? self->ops->fd (self->state) : -1;
+}
+
+int
+notifier_sink_timeout (notifier_sink_t *self)
+{
+    return self->ops->timeout ? self->ops->timeout (self->state) : -1;
+}
+
+int
+notifier_sink_service (notifier_sink_t *self)
+{
+    return self->ops->service ? self->ops->service (self->state) : 0;
+}
+
+int
+notifier_sink_flush (notifier_sink_t *self, int timeout_ms)
+{
+    return self->ops->flush ? self->ops->flush (self->state, timeout_ms) : 0;
 }

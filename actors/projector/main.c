@@ -5,6 +5,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "readmodel_indexes.h"
 #include "projector.h"
 
 int
@@ -27,5 +28,6 @@ main (int argc, char **argv)
     log_init ("projector", config_get (config, "log_level", "info"));
     int rc = projector_run (config, NULL);
     config_destroy (&config);
+    readmodel_mongo_cleanup ();
     return rc == 0 ? 0 : 1;
 }

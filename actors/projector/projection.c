@@ -1,90 +1,58 @@
 /* projection — events to read-model rows. Every row keeps its ready-to-send JSON;
  * every time in it comes from the events, never from this process's clock, and each
  * touched case's JSON is rebuilt once per batch from its child rows, so the result
- * depends only on the log, not on how it was cut into batches. */
+ * depends only on the log, not on how it was cut into batches, nor on the backend
+ * (readmodel_store.h) that keeps it.
+ *
+ * Without transactions (MongoDB) a failed batch may leave some rows written and the
+ * checkpoint behind; the replay then meets rows that already hold later events.
+ * Rows are written only forward (guarded by updated_position), and a case's summary
+ * takes only the events after the position its stored row reflects, so the replay
+ * ends with exactly the rows one clean pass would have written. */
 #include "projection.h"
 
 #include <czmq.h>
 #include <jansson.h>
-#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "log.h"
-#include "readmodel_schema.h"
 
-#define S_CHECKPOINT_NAME "projector"
-
-enum {
-    S_CHECKPOINT_GET, S_CHECKPOINT_PUT,
-    S_CASE_GET, S_CASE_PUT,
-    S_COMPANY_PUT, S_PERSON_PUT, S_BO_PUT,
-    S_DOC_GET, S_DOC_PUT,
-    S_EVENT_PUT, S_ERROR_PUT,
-    S_CASE_COUNTS, S_CASE_PERSONS, S_CASE_COMPANY, S_CASE_BOS, S_CASE_DOCS,
-    S_STMT_COUNT
-};
-
-static const char *s_sql [S_STMT_COUNT] = {
-    [S_CHECKPOINT_GET] = "SELECT position FROM checkpoint WHERE name = '" S_CHECKPOINT_NAME "'",
-    [S_CHECKPOINT_PUT] = "INSERT INTO checkpoint (name, position) VALUES ('" S_CHECKPOINT_NAME "', ?1) "
-                         "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
-    [S_CASE_GET]       = "SELECT seq, updated_position, summary_json FROM cases WHERE id = ?1",
-    [S_CASE_PUT]       = "INSERT INTO cases (id, seq, client_id, traitement_type, status, updated_position, "
-                         "summary_json, full_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
-                         "ON CONFLICT (id) DO UPDATE SET client_id = excluded.client_id, "
-                         "traitement_type = excluded.traitement_type, status = excluded.status, "
-                         "updated_position = excluded.updated_position, summary_json = excluded.summary_json, "
-                         "full_json = excluded.full_json WHERE excluded.updated_position >= cases.updated_position",
-    [S_COMPANY_PUT]    = "INSERT INTO companies (id, case_id, seq, updated_position, json) VALUES (?1, ?2, ?3, ?3, ?4) "
-                         "ON CONFLICT (id) DO UPDATE SET case_id = excluded.case_id, "
-                         "updated_position = excluded.updated_position, json = excluded.json "
-                         "WHERE excluded.updated_position > companies.updated_position",
-    [S_PERSON_PUT]     = "INSERT INTO persons (id, case_id, company_id, seq, updated_position, json) "
-                         "VALUES (?1, ?2, ?3, ?4, ?4, ?5) "
-                         "ON CONFLICT (id) DO UPDATE SET case_id = excluded.case_id, company_id = excluded.company_id, "
-                         "updated_position = excluded.updated_position, json = excluded.json "
-                         "WHERE excluded.updated_position > persons.updated_position",
-    [S_BO_PUT]         = "INSERT INTO beneficial_owners (id, company_id, case_id, seq, updated_position, json) "
-                         "VALUES (?1, ?2, ?3, ?4, ?4, ?5) "
-                         "ON CONFLICT (id) DO UPDATE SET company_id = excluded.company_id, case_id = excluded.case_id, "
-                         "updated_position = excluded.updated_position, json = excluded.json "
-                         "WHERE excluded.updated_position > beneficial_owners.updated_position",
-    [S_DOC_GET]        = "SELECT seq, updated_position, json, case_id FROM documents WHERE id = ?1",
-    [S_DOC_PUT]        = "INSERT INTO documents (id, case_id, seq, status, updated_position, json) "
-                         "VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
-                         "ON CONFLICT (id) DO UPDATE SET status = excluded.status, "
-                         "updated_position = excluded.updated_position, json = excluded.json "
-                         "WHERE excluded.updated_position > documents.updated_position",
-    [S_EVENT_PUT]      = "INSERT INTO case_events (case_id, version, position, json) VALUES (?1, ?2, ?3, ?4) "
-                         "ON CONFLICT (case_id, version) DO NOTHING",
-    [S_ERROR_PUT]      = "INSERT INTO projector_errors (position, event_id, error) VALUES (?1, ?2, ?3) "
-                         "ON CONFLICT (position) DO NOTHING",
-    [S_CASE_COUNTS]    = "SELECT status, count(*) FROM documents WHERE case_id = ?1 GROUP BY status ORDER BY status",
-    [S_CASE_PERSONS]   = "SELECT json FROM persons WHERE case_id = ?1 ORDER BY seq",
-    [S_CASE_COMPANY]   = "SELECT json FROM companies WHERE case_id = ?1 ORDER BY seq LIMIT 1",
-    /* through companies: beneficial_owners is indexed by company, not by case */
-    [S_CASE_BOS]       = "SELECT b.json FROM companies c JOIN beneficial_owners b ON b.company_id = c.id "
-                         "WHERE c.case_id = ?1 AND b.case_id = ?1 ORDER BY b.seq",
-    [S_CASE_DOCS]      = "SELECT json FROM documents WHERE case_id = ?1 ORDER BY seq",
-};
+/* Ids per read request when prefetching a batch's cases and documents. */
+#define S_PREFETCH_CHUNK 500
 
 /* The statuses every document_counts object lists, in this order, even at zero. */
 static const char *s_doc_statuses [] = { "AWAITING_UPLOAD", "UPLOADED", "VERIFIED", "REJECTED" };
 
-/* A case touched by the batch being applied. */
+/* A stored child row, copied out of a children_get read. */
+typedef struct {
+    rm_kind_t kind;
+    int64_t seq;
+    char *id;
+    char *company_id;
+    char *status;
+    char *json;
+    size_t json_size;
+} s_child_t;
+
+/* A case seen by the batch being applied. summary NULL: its stored row is unreadable. */
 typedef struct {
     int64_t seq;
     int64_t updated_position;
+    int64_t stored_position;    /* updated_position of the stored row (0: new): events up
+                                   to it are already in the summary */
     json_t *summary;
+    int touched;                /* an event used it: rewritten at the end of the batch */
+    s_child_t *children;        /* filled while flushing */
+    size_t child_count, child_cap;
 } s_case_t;
 
 /* A document touched by the batch: a requirement and its status changes often
- * come in the same batch, so the row is parsed and written once, at the end. */
+ * come in the same batch, so the row is parsed and written once, at the end.
+ * row NULL: its stored row is unreadable. */
 typedef struct {
     char *case_id;
     int64_t seq;
@@ -94,14 +62,18 @@ typedef struct {
 } s_doc_t;
 
 struct _projection_t {
-    sqlite3 *db;
-    char *path;
-    sqlite3_stmt *stmt [S_STMT_COUNT];
-    int64_t checkpoint;         /* committed */
-    int64_t pending;            /* inside the open transaction */
+    const readmodel_store_ops_t *ops;
+    void *impl;
+    char *location;
+    int loaded;
+    int load_failing;           /* "not loaded" logged for this outage */
+    int64_t checkpoint;         /* durable */
+    int64_t pending;            /* applied in the open batch */
     int in_tx;
     zhash_t *cases;             /* case id -> s_case_t, for the batch being applied */
     zhash_t *docs;              /* document id -> s_doc_t, likewise */
+    zhash_t *cases_absent;      /* ids the prefetch did not find in the store */
+    zhash_t *docs_absent;
     projection_stats_t stats;
 };
 
@@ -161,39 +133,18 @@ s_format_time (int64_t us, char out [32])
               (unsigned) tm.tm_min % 100u, (unsigned) tm.tm_sec % 100u, (unsigned) (rem / 1000) % 1000u);
 }
 
-static int
-s_exec (projection_t *self, const char *sql)
-{
-    char *err = NULL;
-    if (sqlite3_exec (self->db, sql, NULL, NULL, &err) != SQLITE_OK) {
-        log_error (NULL, NULL, "projection: %s: %s", self->path, err ? err : sqlite3_errmsg (self->db));
-        sqlite3_free (err);
-        return -1;
-    }
-    return 0;
-}
-
-/* Steps a write statement to completion and resets it. 0 ok, -1 failed (logged). */
-static int
-s_step_done (projection_t *self, sqlite3_stmt *stmt)
-{
-    int rc = sqlite3_step (stmt);
-    sqlite3_reset (stmt);
-    sqlite3_clear_bindings (stmt);
-    if (rc != SQLITE_DONE) {
-        log_error (NULL, NULL, "projection: write failed: %s", sqlite3_errmsg (self->db));
-        return -1;
-    }
-    return 0;
-}
-
 static void
-s_bind_text (sqlite3_stmt *stmt, int index, const char *text)
+s_children_clear (s_case_t *c)
 {
-    if (text)
-        sqlite3_bind_text (stmt, index, text, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null (stmt, index);
+    for (size_t i = 0; i < c->child_count; i++) {
+        free (c->children [i].id);
+        free (c->children [i].company_id);
+        free (c->children [i].status);
+        free (c->children [i].json);
+    }
+    free (c->children);
+    c->children = NULL;
+    c->child_count = c->child_cap = 0;
 }
 
 static void
@@ -202,6 +153,7 @@ s_case_free (void *item)
     s_case_t *c = (s_case_t *) item;
     if (c) {
         json_decref (c->summary);
+        s_children_clear (c);
         free (c);
     }
 }
@@ -217,71 +169,48 @@ s_doc_free (void *item)
     }
 }
 
-/* Drops the batch caches (after a flush or a rollback). */
-static void
+/* Drops the batch caches (after a flush or a rollback). 0 ok, -1 out of memory. */
+static int
 s_cases_forget (projection_t *self)
 {
     zhash_destroy (&self->cases);
-    self->cases = zhash_new ();
     zhash_destroy (&self->docs);
+    zhash_destroy (&self->cases_absent);
+    zhash_destroy (&self->docs_absent);
+    self->cases = zhash_new ();
     self->docs = zhash_new ();
+    self->cases_absent = zhash_new ();
+    self->docs_absent = zhash_new ();
+    return self->cases && self->docs && self->cases_absent && self->docs_absent ? 0 : -1;
 }
 
-static int
-s_prepare (projection_t *self)
+projection_t *
+projection_new_with (const readmodel_store_ops_t *ops, const char *location, config_t *config)
 {
-    for (int i = 0; i < S_STMT_COUNT; i++)
-        if (sqlite3_prepare_v3 (self->db, s_sql [i], -1, SQLITE_PREPARE_PERSISTENT, &self->stmt [i], NULL) != SQLITE_OK) {
-            log_error (NULL, NULL, "projection: prepare failed: %s", sqlite3_errmsg (self->db));
-            return -1;
-        }
-    return 0;
-}
-
-/* Reads the checkpoint row; -1 on a database error. */
-static int
-s_load_checkpoint (projection_t *self, int64_t *position)
-{
-    sqlite3_stmt *st = self->stmt [S_CHECKPOINT_GET];
-    int rc = sqlite3_step (st);
-    *position = rc == SQLITE_ROW ? sqlite3_column_int64 (st, 0) : 0;
-    sqlite3_reset (st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+    if (!ops || !location)
+        return NULL;
+    projection_t *self = calloc (1, sizeof (projection_t));
+    if (!self)
+        return NULL;
+    self->ops = ops;
+    self->location = strdup (location);
+    if (!self->location || s_cases_forget (self))
+        goto fail;
+    self->impl = ops->open (location, config);
+    if (!self->impl)
+        goto fail;
+    if (projection_load (self) != 0 && ops->transactional)
+        goto fail;
+    return self;
+fail:
+    projection_destroy (&self);
+    return NULL;
 }
 
 projection_t *
 projection_new (const char *path)
 {
-    if (!path)
-        return NULL;
-    projection_t *self = calloc (1, sizeof (projection_t));
-    if (!self)
-        return NULL;
-    self->path = strdup (path);
-    self->cases = zhash_new ();
-    self->docs = zhash_new ();
-    if (!self->path || !self->cases || !self->docs)
-        goto fail;
-    if (sqlite3_open_v2 (path, &self->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-        log_error (NULL, NULL, "projection: cannot open %s: %s", path,
-                   self->db ? sqlite3_errmsg (self->db) : "out of memory");
-        goto fail;
-    }
-    sqlite3_busy_timeout (self->db, 5000);
-    /* synchronous=NORMAL in WAL never corrupts, and the checkpoint commits with the
-     * rows: a power cut can only lose a tail that is then projected again. */
-    if (s_exec (self, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; "
-                      "PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY;")
-    ||  s_exec (self, readmodel_schema_sql)
-    ||  s_exec (self, readmodel_schema_errors_sql)
-    ||  s_prepare (self)
-    ||  s_load_checkpoint (self, &self->checkpoint))
-        goto fail;
-    self->pending = self->checkpoint;
-    return self;
-fail:
-    projection_destroy (&self);
-    return NULL;
+    return projection_new_with (&readmodel_sqlite_ops, path, NULL);
 }
 
 void
@@ -291,16 +220,49 @@ projection_destroy (projection_t **self_p)
         projection_t *self = *self_p;
         if (self->in_tx)
             projection_rollback (self);
-        for (int i = 0; i < S_STMT_COUNT; i++)
-            sqlite3_finalize (self->stmt [i]);
-        if (self->db)
-            sqlite3_close (self->db);
+        if (self->impl)
+            self->ops->close (self->impl);
         zhash_destroy (&self->cases);
         zhash_destroy (&self->docs);
-        free (self->path);
+        zhash_destroy (&self->cases_absent);
+        zhash_destroy (&self->docs_absent);
+        free (self->location);
         free (self);
         *self_p = NULL;
     }
+}
+
+int
+projection_load (projection_t *self)
+{
+    if (self->loaded)
+        return 0;
+    int64_t position = 0;
+    if (self->ops->load (self->impl, &position) != 0) {
+        if (!self->load_failing)
+            log_warn (NULL, NULL, "projection: read models at %s (%s) not available yet; will retry",
+                      self->location, self->ops->name);
+        self->load_failing = 1;
+        return -1;
+    }
+    if (self->load_failing)
+        log_info (NULL, NULL, "projection: read models at %s available again", self->location);
+    self->load_failing = 0;
+    self->loaded = 1;
+    self->checkpoint = self->pending = position;
+    return 0;
+}
+
+int
+projection_loaded (projection_t *self)
+{
+    return self->loaded;
+}
+
+const char *
+projection_backend (projection_t *self)
+{
+    return self->ops->name;
 }
 
 int64_t
@@ -344,87 +306,238 @@ s_dump (const json_t *obj)
     return json_dumps (obj, JSON_COMPACT);
 }
 
+/* ---- loading stored rows -------------------------------------------------- */
+
+static int
+s_on_case_row (void *arg, const rm_case_row_t *row)
+{
+    projection_t *self = (projection_t *) arg;
+    if (!row->id || zhash_lookup (self->cases, row->id))
+        return 0;
+    s_case_t *c = calloc (1, sizeof (s_case_t));
+    if (!c)
+        return -1;
+    c->seq = row->seq;
+    c->updated_position = c->stored_position = row->updated_position;
+    if (row->summary_json) {
+        c->summary = json_loadb (row->summary_json, row->summary_size, 0, NULL);
+        if (!json_is_object (c->summary)) {
+            json_decref (c->summary);
+            c->summary = NULL;          /* not written by us: its events are skipped, not retried */
+        }
+    }
+    if (zhash_insert (self->cases, row->id, c) != 0) {
+        s_case_free (c);
+        return -1;
+    }
+    zhash_freefn (self->cases, row->id, s_case_free);
+    return 0;
+}
+
+static int
+s_on_doc_row (void *arg, const rm_row_t *row)
+{
+    projection_t *self = (projection_t *) arg;
+    if (!row->id || zhash_lookup (self->docs, row->id))
+        return 0;
+    s_doc_t *d = calloc (1, sizeof (s_doc_t));
+    if (!d)
+        return -1;
+    d->seq = row->seq;
+    d->updated_position = row->updated_position;
+    d->case_id = row->case_id ? strdup (row->case_id) : NULL;
+    if (row->json)
+        d->row = json_loadb (row->json, row->json_size, 0, NULL);
+    if (!d->case_id || !json_is_object (d->row)) {
+        json_decref (d->row);
+        d->row = NULL;                  /* unreadable */
+        if (row->case_id && !d->case_id) {
+            s_doc_free (d);
+            return -1;
+        }
+    }
+    if (zhash_insert (self->docs, row->id, d) != 0) {
+        s_doc_free (d);
+        return -1;
+    }
+    zhash_freefn (self->docs, row->id, s_doc_free);
+    return 0;
+}
+
+/* Reads the stored rows of ids (cases or documents) not yet cached, in chunks, and
+ * remembers which were not found. 0 ok, -1 database failure. */
+static int
+s_fetch (projection_t *self, int docs, const char *const *ids, size_t count)
+{
+    zhash_t *cache = docs ? self->docs : self->cases;
+    zhash_t *absent = docs ? self->docs_absent : self->cases_absent;
+    for (size_t at = 0; at < count; at += S_PREFETCH_CHUNK) {
+        size_t n = count - at < S_PREFETCH_CHUNK ? count - at : S_PREFETCH_CHUNK;
+        int rc = docs ? self->ops->documents_get (self->impl, ids + at, n, s_on_doc_row, self)
+                      : self->ops->cases_get (self->impl, ids + at, n, s_on_case_row, self);
+        if (rc)
+            return -1;
+        for (size_t i = at; i < at + n; i++)
+            if (!zhash_lookup (cache, ids [i]))
+                zhash_update (absent, ids [i], (void *) "");
+    }
+    return 0;
+}
+
+/* Looks up one id, from the caches or the store. */
+static int
+s_fetch_one (projection_t *self, int docs, const char *id)
+{
+    if (zhash_lookup (docs ? self->docs : self->cases, id)
+    ||  zhash_lookup (docs ? self->docs_absent : self->cases_absent, id))
+        return 0;
+    const char *ids [1] = { id };
+    return s_fetch (self, docs, ids, 1);
+}
+
 /* ---- cases ---------------------------------------------------------------- */
 
-/* Finds a case in the batch cache or the database. Returns 0 with *out set (NULL
+/* Finds a case in the batch cache or the store. Returns 0 with *out set (NULL
  * when the case does not exist), -1 on a database error, -2 when its stored
  * summary cannot be read (not written by us: the events are skipped, not retried). */
 static int
 s_case_get (projection_t *self, const char *case_id, s_case_t **out)
 {
-    *out = (s_case_t *) zhash_lookup (self->cases, case_id);
-    if (*out)
+    *out = NULL;
+    if (s_fetch_one (self, 0, case_id))
+        return -1;
+    s_case_t *c = (s_case_t *) zhash_lookup (self->cases, case_id);
+    if (!c)
         return 0;
-    sqlite3_stmt *st = self->stmt [S_CASE_GET];
-    sqlite3_bind_text (st, 1, case_id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step (st);
-    if (rc == SQLITE_ROW) {
-        json_t *summary = json_loads ((const char *) sqlite3_column_text (st, 2), 0, NULL);
-        s_case_t *c = calloc (1, sizeof (s_case_t));
-        if (!summary || !json_is_object (summary) || !c) {
-            json_decref (summary);
-            free (c);
-            sqlite3_reset (st);
-            sqlite3_clear_bindings (st);
-            return c ? -2 : -1;
-        }
-        c->seq = sqlite3_column_int64 (st, 0);
-        c->updated_position = sqlite3_column_int64 (st, 1);
-        c->summary = summary;
-        zhash_insert (self->cases, case_id, c);
-        zhash_freefn (self->cases, case_id, s_case_free);
-        *out = c;
-    }
-    sqlite3_reset (st);
-    sqlite3_clear_bindings (st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+    if (!c->summary)
+        return -2;
+    c->touched = 1;
+    *out = c;
+    return 0;
 }
 
-/* Records that ev changed the case: its row is rewritten at the end of the batch. */
+/* Records that ev changed the case: its row is rewritten at the end of the batch.
+ * An event the stored row already reflects (a replay) changes nothing. */
 static void
 s_case_mark (s_case_t *c, const event_t *ev, const char *at)
 {
+    if (ev->position <= c->stored_position)
+        return;
     if (ev->position > c->updated_position)
         c->updated_position = ev->position;
     json_object_set_new (c->summary, "updated_at", json_string (at));
 }
 
-/* Appends the json column of every row st returns (bound to case_id), comma separated. */
 static int
-s_append_rows (projection_t *self, s_buf_t *b, sqlite3_stmt *st, const char *case_id)
+s_on_child_row (void *arg, const rm_row_t *row)
 {
-    sqlite3_bind_text (st, 1, case_id, -1, SQLITE_STATIC);
-    int rc, n = 0;
-    while ((rc = sqlite3_step (st)) == SQLITE_ROW) {
-        if (n++)
-            s_buf_add (b, ",", 1);
-        s_buf_add (b, (const char *) sqlite3_column_text (st, 0), (size_t) sqlite3_column_bytes (st, 0));
+    projection_t *self = (projection_t *) arg;
+    s_case_t *c = row->case_id ? (s_case_t *) zhash_lookup (self->cases, row->case_id) : NULL;
+    if (!c || !row->id || !row->json)
+        return 0;                       /* not asked for, or nothing we could use */
+    if ((unsigned) row->kind >= RM_KIND_COUNT)
+        return 0;
+    if (c->child_count == c->child_cap) {
+        size_t cap = c->child_cap ? c->child_cap * 2 : 16;
+        s_child_t *children = realloc (c->children, cap * sizeof (s_child_t));
+        if (!children)
+            return -1;
+        c->children = children;
+        c->child_cap = cap;
     }
-    sqlite3_reset (st);
-    sqlite3_clear_bindings (st);
-    if (rc != SQLITE_DONE) {
-        log_error (NULL, case_id, "projection: read failed: %s", sqlite3_errmsg (self->db));
+    s_child_t *ch = &c->children [c->child_count];
+    memset (ch, 0, sizeof *ch);
+    ch->kind = row->kind;
+    ch->seq = row->seq;
+    ch->id = strdup (row->id);
+    ch->company_id = row->company_id ? strdup (row->company_id) : NULL;
+    ch->status = strdup (row->status ? row->status : "");
+    ch->json = malloc (row->json_size + 1);
+    c->child_count++;                   /* counted now so that a failure frees what was copied */
+    if (!ch->id || !ch->status || !ch->json || (row->company_id && !ch->company_id))
         return -1;
-    }
+    memcpy (ch->json, row->json, row->json_size);
+    ch->json [row->json_size] = 0;
+    ch->json_size = row->json_size;
     return 0;
 }
 
 static int
-s_case_counts (projection_t *self, const char *case_id, json_t *summary)
+s_child_cmp (const void *a, const void *b)
+{
+    const s_child_t *x = (const s_child_t *) a, *y = (const s_child_t *) b;
+    if (x->kind != y->kind)
+        return x->kind < y->kind ? -1 : 1;
+    if (x->seq != y->seq)
+        return x->seq < y->seq ? -1 : 1;
+    return strcmp (x->id, y->id);
+}
+
+static int
+s_str_cmp (const void *a, const void *b)
+{
+    return strcmp (*(const char *const *) a, *(const char *const *) b);
+}
+
+/* document_counts: the four statuses at zero, then each status found, in byte order. */
+static int
+s_case_counts (s_case_t *c, json_t *summary)
 {
     json_t *counts = json_object ();
+    if (!counts)
+        return -1;
     for (size_t i = 0; i < sizeof s_doc_statuses / sizeof s_doc_statuses [0]; i++)
         json_object_set_new (counts, s_doc_statuses [i], json_integer (0));
-    sqlite3_stmt *st = self->stmt [S_CASE_COUNTS];
-    sqlite3_bind_text (st, 1, case_id, -1, SQLITE_STATIC);
-    int rc;
-    while ((rc = sqlite3_step (st)) == SQLITE_ROW)
-        json_object_set_new (counts, (const char *) sqlite3_column_text (st, 0),
-                             json_integer (sqlite3_column_int64 (st, 1)));
-    sqlite3_reset (st);
-    sqlite3_clear_bindings (st);
+    const char **statuses = c->child_count ? calloc (c->child_count, sizeof (char *)) : NULL;
+    if (c->child_count && !statuses) {
+        json_decref (counts);
+        return -1;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < c->child_count; i++)
+        if (c->children [i].kind == RM_DOCUMENT)
+            statuses [n++] = c->children [i].status;
+    if (n)
+        qsort (statuses, n, sizeof (char *), s_str_cmp);
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        while (j < n && strcmp (statuses [j], statuses [i]) == 0)
+            j++;
+        json_object_set_new (counts, statuses [i], json_integer ((json_int_t) (j - i)));
+        i = j;
+    }
+    free (statuses);
     json_object_set_new (summary, "document_counts", counts);
-    return rc == SQLITE_DONE ? 0 : -1;
+    return 0;
+}
+
+/* 1 if company_id names one of the case's companies. */
+static int
+s_case_has_company (s_case_t *c, const char *company_id)
+{
+    for (size_t i = 0; company_id && i < c->child_count && c->children [i].kind == RM_COMPANY; i++)
+        if (strcmp (c->children [i].id, company_id) == 0)
+            return 1;
+    return 0;
+}
+
+/* Appends the json of every child of kind, comma separated; returns how many. */
+static size_t
+s_append_children (s_buf_t *b, s_case_t *c, rm_kind_t kind, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < c->child_count && n < max; i++) {
+        s_child_t *ch = &c->children [i];
+        if (ch->kind != kind)
+            continue;
+        /* the owners of the case's own companies */
+        if (kind == RM_BENEFICIAL_OWNER && !s_case_has_company (c, ch->company_id))
+            continue;
+        if (n++)
+            s_buf_add (b, ",", 1);
+        s_buf_add (b, ch->json, ch->json_size);
+    }
+    return n;
 }
 
 /* Writes one touched case: summary_json, then full_json assembled from the
@@ -432,7 +545,9 @@ s_case_counts (projection_t *self, const char *case_id, json_t *summary)
 static int
 s_case_write (projection_t *self, const char *case_id, s_case_t *c)
 {
-    if (s_case_counts (self, case_id, c->summary))
+    if (c->child_count)
+        qsort (c->children, c->child_count, sizeof (s_child_t), s_child_cmp);
+    if (s_case_counts (c, c->summary))
         return -1;
     char *summary = s_dump (c->summary);
     if (!summary)
@@ -441,48 +556,66 @@ s_case_write (projection_t *self, const char *case_id, s_case_t *c)
     size_t len = strlen (summary);
     s_buf_add (&full, summary, len - 1);           /* without the closing brace */
     s_buf_str (&full, ",\"persons\":[");
-    int rc = s_append_rows (self, &full, self->stmt [S_CASE_PERSONS], case_id);
+    s_append_children (&full, c, RM_PERSON, SIZE_MAX);
     s_buf_str (&full, "],\"company\":");
-    size_t before = full.size;
-    rc |= s_append_rows (self, &full, self->stmt [S_CASE_COMPANY], case_id);
-    if (full.size == before)
+    if (s_append_children (&full, c, RM_COMPANY, 1) == 0)
         s_buf_str (&full, "null");
     s_buf_str (&full, ",\"beneficial_owners\":[");
-    rc |= s_append_rows (self, &full, self->stmt [S_CASE_BOS], case_id);
+    s_append_children (&full, c, RM_BENEFICIAL_OWNER, SIZE_MAX);
     s_buf_str (&full, "],\"documents\":[");
-    rc |= s_append_rows (self, &full, self->stmt [S_CASE_DOCS], case_id);
+    s_append_children (&full, c, RM_DOCUMENT, SIZE_MAX);
     s_buf_str (&full, "]}");
-    if (rc == 0 && !full.failed) {
-        sqlite3_stmt *st = self->stmt [S_CASE_PUT];
-        const char *client_id = s_str (c->summary, "client_id");
-        const char *type = s_str (c->summary, "traitement_type");
-        const char *status = s_str (c->summary, "status");
-        sqlite3_bind_text (st, 1, case_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64 (st, 2, c->seq);
-        sqlite3_bind_text (st, 3, client_id ? client_id : "", -1, SQLITE_STATIC);
-        sqlite3_bind_text (st, 4, type ? type : "", -1, SQLITE_STATIC);
-        sqlite3_bind_text (st, 5, status ? status : "", -1, SQLITE_STATIC);
-        sqlite3_bind_int64 (st, 6, c->updated_position);
-        sqlite3_bind_text (st, 7, summary, (int) len, SQLITE_STATIC);
-        sqlite3_bind_text (st, 8, full.data, (int) full.size, SQLITE_STATIC);
-        rc = s_step_done (self, st);
+    int rc = -1;
+    if (!full.failed) {
+        rm_case_row_t row = {
+            .id = case_id,
+            .seq = c->seq,
+            .updated_position = c->updated_position,
+            .client_id = s_str (c->summary, "client_id"),
+            .traitement_type = s_str (c->summary, "traitement_type"),
+            .status = s_str (c->summary, "status"),
+            .summary_json = summary,
+            .summary_size = len,
+            .full_json = full.data,
+            .full_size = full.size,
+        };
+        rc = self->ops->put_case (self->impl, &row);
     }
-    else
-        rc = -1;
     free (full.data);
     free (summary);
     return rc;
 }
 
-/* Rewrites every case the batch touched, once. */
+/* Rewrites every case the batch touched, once, from its stored child rows (read in
+ * one request for the whole batch). */
 static int
 s_cases_flush (projection_t *self)
 {
+    size_t count = 0;
+    const char **ids = calloc (zhash_size (self->cases) + 1, sizeof (char *));
+    int *fresh = calloc (zhash_size (self->cases) + 1, sizeof (int));
+    if (!ids || !fresh) {
+        free (ids);
+        free (fresh);
+        return -1;
+    }
+    for (s_case_t *c = (s_case_t *) zhash_first (self->cases); c; c = (s_case_t *) zhash_next (self->cases))
+        if (c->touched && c->summary) {
+            fresh [count] = c->stored_position == 0;       /* created by this batch */
+            ids [count++] = zhash_cursor (self->cases);
+        }
     int rc = 0;
-    for (s_case_t *c = (s_case_t *) zhash_first (self->cases); c && rc == 0;
-         c = (s_case_t *) zhash_next (self->cases))
-        rc = s_case_write (self, zhash_cursor (self->cases), c);
-    s_cases_forget (self);
+    for (size_t at = 0; at < count && rc == 0; at += S_PREFETCH_CHUNK) {
+        size_t n = count - at < S_PREFETCH_CHUNK ? count - at : S_PREFETCH_CHUNK;
+        rc = self->ops->children_get (self->impl, ids + at, fresh + at, n, s_on_child_row, self);
+        for (size_t i = at; i < at + n && rc == 0; i++) {
+            s_case_t *c = (s_case_t *) zhash_lookup (self->cases, ids [i]);
+            rc = s_case_write (self, ids [i], c);
+            s_children_clear (c);
+        }
+    }
+    free (ids);
+    free (fresh);
     return rc;
 }
 
@@ -535,6 +668,8 @@ s_on_case_created (projection_t *self, s_ctx_t *x)
     int rc = s_case_get (self, x->case_id, &c);
     if (rc == -1)
         return -1;
+    if (c && c->seq == x->ev->position)
+        return 0;                       /* this very event, already stored (a replay) */
     if (c || rc == -2)
         return s_poison (x, "case %s already exists", x->case_id);
     const char *status = s_str (x->data, "status");
@@ -543,6 +678,7 @@ s_on_case_created (projection_t *self, s_ctx_t *x)
     if (!c)
         return -1;
     c->seq = c->updated_position = x->ev->position;
+    c->touched = 1;
     json_t *s = c->summary = json_object ();
     s_set_str (s, "case_id", x->case_id);
     s_set_str (s, "client_id", client_id);
@@ -553,7 +689,10 @@ s_on_case_created (projection_t *self, s_ctx_t *x)
     s_set_str (s, "created_at", created ? created : x->at);
     s_set_str (s, "updated_at", created ? created : x->at);
     json_object_set_new (s, "document_counts", json_object ());
-    zhash_insert (self->cases, x->case_id, c);
+    if (zhash_insert (self->cases, x->case_id, c) != 0) {
+        s_case_free (c);
+        return -1;
+    }
     zhash_freefn (self->cases, x->case_id, s_case_free);
     return 0;
 }
@@ -568,36 +707,33 @@ s_on_case_status (projection_t *self, s_ctx_t *x)
     int rc = s_need_case (self, x, &c);
     if (rc)
         return rc;
+    if (x->ev->position <= c->stored_position)
+        return 0;                       /* already in the stored summary */
     const char *at = s_str (x->data, "changed_at");
     json_object_set_new (c->summary, "status", json_string (to));
     s_case_mark (c, x->ev, at ? at : x->at);
     return 0;
 }
 
-/* Writes a child row whose statement takes (id, case_id, [company_id,] seq, json). */
+/* Writes a child row (company, person or beneficial owner) created by the event. */
 static int
-s_put_row (projection_t *self, int which, const char *id, const char *case_id, const char *company_id,
+s_put_row (projection_t *self, rm_kind_t kind, const char *id, const char *case_id, const char *company_id,
            int64_t position, json_t *row)
 {
     char *text = s_dump (row);
     if (!text)
         return -1;
-    sqlite3_stmt *st = self->stmt [which];
-    int i = 1;
-    if (which == S_BO_PUT) {
-        sqlite3_bind_text (st, i++, id, -1, SQLITE_STATIC);
-        s_bind_text (st, i++, company_id);
-        sqlite3_bind_text (st, i++, case_id, -1, SQLITE_STATIC);
-    }
-    else {
-        sqlite3_bind_text (st, i++, id, -1, SQLITE_STATIC);
-        sqlite3_bind_text (st, i++, case_id, -1, SQLITE_STATIC);
-        if (which == S_PERSON_PUT)
-            s_bind_text (st, i++, company_id);
-    }
-    sqlite3_bind_int64 (st, i++, position);
-    sqlite3_bind_text (st, i++, text, -1, SQLITE_STATIC);
-    int rc = s_step_done (self, st);
+    rm_row_t r = {
+        .kind = kind,
+        .id = id,
+        .case_id = case_id,
+        .company_id = company_id,
+        .seq = position,
+        .updated_position = position,
+        .json = text,
+        .json_size = strlen (text),
+    };
+    int rc = self->ops->put_row (self->impl, &r);
     free (text);
     return rc;
 }
@@ -620,7 +756,7 @@ s_on_company (projection_t *self, s_ctx_t *x)
     json_object_foreach ((json_t *) x->data, key, value)
         if (strcmp (key, "case_id") && strcmp (key, "company_id"))
             json_object_set (row, key, value);
-    rc = s_put_row (self, S_COMPANY_PUT, company_id, x->case_id, NULL, x->ev->position, row);
+    rc = s_put_row (self, RM_COMPANY, company_id, x->case_id, NULL, x->ev->position, row);
     json_decref (row);
     if (rc == 0)
         s_case_mark (c, x->ev, x->at);
@@ -652,7 +788,7 @@ s_on_person (projection_t *self, s_ctx_t *x)
     json_object_foreach ((json_t *) person, key, value)
         if (!json_object_get (row, key))
             json_object_set (row, key, value);      /* contact fields */
-    rc = s_put_row (self, S_PERSON_PUT, person_id, x->case_id, company_id, x->ev->position, row);
+    rc = s_put_row (self, RM_PERSON, person_id, x->case_id, company_id, x->ev->position, row);
     json_decref (row);
     if (rc == 0)
         s_case_mark (c, x->ev, x->at);
@@ -679,50 +815,30 @@ s_on_beneficial_owner (projection_t *self, s_ctx_t *x)
     s_copy (row, "types_of_control", x->data, "types_of_control");
     s_copy (row, "is_ubo", x->data, "is_ubo");
     s_copy (row, "person", x->data, "person");
-    rc = s_put_row (self, S_BO_PUT, bo_id, x->case_id, company_id, x->ev->position, row);
+    rc = s_put_row (self, RM_BENEFICIAL_OWNER, bo_id, x->case_id, company_id, x->ev->position, row);
     json_decref (row);
     if (rc == 0)
         s_case_mark (c, x->ev, x->at);
     return rc;
 }
 
-/* Finds a document in the batch cache or the database. Returns 0 with *out set
+/* Finds a document in the batch cache or the store. Returns 0 with *out set
  * (NULL when unknown), -1 on a database error, -2 when its row is unreadable. */
 static int
 s_doc_get (projection_t *self, const char *doc_id, s_doc_t **out)
 {
-    *out = (s_doc_t *) zhash_lookup (self->docs, doc_id);
-    if (*out)
-        return 0;
-    sqlite3_stmt *st = self->stmt [S_DOC_GET];
-    sqlite3_bind_text (st, 1, doc_id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step (st);
-    int result = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
-    if (rc == SQLITE_ROW) {
-        s_doc_t *d = calloc (1, sizeof (s_doc_t));
-        if (d) {
-            d->seq = sqlite3_column_int64 (st, 0);
-            d->updated_position = sqlite3_column_int64 (st, 1);
-            d->row = json_loads ((const char *) sqlite3_column_text (st, 2), 0, NULL);
-            d->case_id = strdup ((const char *) sqlite3_column_text (st, 3));
-        }
-        if (!d || !d->case_id || !json_is_object (d->row)) {
-            result = d && d->case_id ? -2 : -1;
-            s_doc_free (d);
-        }
-        else {
-            zhash_insert (self->docs, doc_id, d);
-            zhash_freefn (self->docs, doc_id, s_doc_free);
-            *out = d;
-        }
-    }
-    sqlite3_reset (st);
-    sqlite3_clear_bindings (st);
-    return result;
+    *out = NULL;
+    if (s_fetch_one (self, 1, doc_id))
+        return -1;
+    s_doc_t *d = (s_doc_t *) zhash_lookup (self->docs, doc_id);
+    if (d && !d->row)
+        return -2;
+    *out = d;
+    return 0;
 }
 
 /* Writes every document the batch changed (before the cases: their counts and
- * full_json read the documents table). */
+ * full_json read the documents). */
 static int
 s_docs_flush (projection_t *self)
 {
@@ -732,15 +848,19 @@ s_docs_flush (projection_t *self)
         char *text = s_dump (d->row);
         if (!text)
             return -1;
-        const char *status = s_str (d->row, "status");
-        sqlite3_stmt *st = self->stmt [S_DOC_PUT];
-        sqlite3_bind_text (st, 1, zhash_cursor (self->docs), -1, SQLITE_STATIC);
-        sqlite3_bind_text (st, 2, d->case_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64 (st, 3, d->seq);
-        sqlite3_bind_text (st, 4, status ? status : "", -1, SQLITE_STATIC);
-        sqlite3_bind_int64 (st, 5, d->updated_position);
-        sqlite3_bind_text (st, 6, text, -1, SQLITE_STATIC);
-        int rc = s_step_done (self, st);
+        rm_row_t row = {
+            .kind = RM_DOCUMENT,
+            .id = zhash_cursor (self->docs),
+            .case_id = d->case_id,
+            .status = s_str (d->row, "status"),
+            .seq = d->seq,
+            .updated_position = d->updated_position,
+            .json = text,
+            .json_size = strlen (text),
+        };
+        if (!row.status)
+            row.status = "";
+        int rc = self->ops->put_row (self->impl, &row);
         free (text);
         if (rc)
             return -1;
@@ -766,8 +886,12 @@ s_on_document_required (projection_t *self, s_ctx_t *x)
     rc = s_doc_get (self, doc_id, &d);
     if (rc == -1)
         return -1;
-    if (d && d->updated_position >= x->ev->position)
+    if (rc == -2)
+        zhash_delete (self->docs, doc_id);     /* an unreadable row is written anew */
+    if (d && d->updated_position >= x->ev->position) {
+        s_case_mark (c, x->ev, x->at);         /* the document is stored; the case may not be */
         return 0;                              /* already applied */
+    }
     json_t *row = json_object ();
     s_set_str (row, "document_id", doc_id);
     s_set_str (row, "case_id", x->case_id);
@@ -787,7 +911,11 @@ s_on_document_required (projection_t *self, s_ctx_t *x)
             return -1;
         }
         d->seq = x->ev->position;              /* a document keeps the seq it was first seen at */
-        zhash_insert (self->docs, doc_id, d);
+        if (zhash_insert (self->docs, doc_id, d) != 0) {
+            s_doc_free (d);
+            json_decref (row);
+            return -1;
+        }
         zhash_freefn (self->docs, doc_id, s_doc_free);
     }
     json_decref (d->row);
@@ -817,11 +945,13 @@ s_on_document_status (projection_t *self, s_ctx_t *x)
         return s_poison (x, "unreadable row of document %s", doc_id);
     if (!d)
         return s_poison (x, "unknown document %s", doc_id);
-    if (d->updated_position >= x->ev->position)
-        return 0;                              /* already applied */
     const char *at = s_str (x->data, "changed_at");
     if (!at)
         at = x->at;
+    if (d->updated_position >= x->ev->position) {
+        s_case_mark (c, x->ev, at);            /* the document is stored; the case may not be */
+        return 0;                              /* already applied */
+    }
     json_t *history = json_object_get (d->row, "history");
     if (!json_is_array (history)) {
         history = json_array ();
@@ -892,12 +1022,14 @@ s_put_case_event (projection_t *self, s_ctx_t *x)
     s_buf_add (&row, "}", 1);
     int rc = -1;
     if (!row.failed) {
-        sqlite3_stmt *st = self->stmt [S_EVENT_PUT];
-        sqlite3_bind_text (st, 1, x->case_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64 (st, 2, ev->version);
-        sqlite3_bind_int64 (st, 3, ev->position);
-        sqlite3_bind_text (st, 4, row.data, (int) row.size, SQLITE_STATIC);
-        rc = s_step_done (self, st);
+        rm_event_row_t r = {
+            .case_id = x->case_id,
+            .version = ev->version,
+            .position = ev->position,
+            .json = row.data,
+            .json_size = row.size,
+        };
+        rc = self->ops->put_event (self->impl, &r);
     }
     free (row.data);
     return rc;
@@ -918,21 +1050,33 @@ static const struct {
     /* NotificationRequired and unknown types: only the audit trail. */
 };
 
-static int
-s_apply_event (projection_t *self, const event_t *ev, char *err, size_t err_size)
+/* Parses an event's payload. Returns the object (caller owns), or NULL with the
+ * reason in err: such an event is poison. */
+static json_t *
+s_parse (const event_t *ev, char *err, size_t err_size)
 {
-    s_ctx_t x = { .ev = ev, .case_id = ev->stream, .err = err, .err_size = err_size };
-    if (!ev->stream [0])
-        return s_poison (&x, "event without a stream");
-    if (!ev->data || ev->data_size == 0)
-        return s_poison (&x, "empty payload");
+    if (!ev->stream [0]) {
+        snprintf (err, err_size, "event without a stream");
+        return NULL;
+    }
+    if (!ev->data || ev->data_size == 0) {
+        snprintf (err, err_size, "empty payload");
+        return NULL;
+    }
     json_error_t jerr;
     json_t *data = json_loadb (ev->data, ev->data_size, 0, &jerr);
     if (!data || !json_is_object (data)) {
+        snprintf (err, err_size, "payload is not a JSON object: %s", data ? "not an object" : jerr.text);
         json_decref (data);
-        return s_poison (&x, "payload is not a JSON object: %s", data ? "not an object" : jerr.text);
+        return NULL;
     }
-    x.data = data;
+    return data;
+}
+
+static int
+s_apply_event (projection_t *self, const event_t *ev, const json_t *data, char *err, size_t err_size)
+{
+    s_ctx_t x = { .ev = ev, .case_id = ev->stream, .data = data, .err = err, .err_size = err_size };
     s_format_time (ev->timestamp_us, x.at);
     int rc = 0;
     for (size_t i = 0; i < sizeof s_handlers / sizeof s_handlers [0]; i++)
@@ -942,7 +1086,6 @@ s_apply_event (projection_t *self, const event_t *ev, char *err, size_t err_size
         }
     if (rc == 0)
         rc = s_put_case_event (self, &x);
-    json_decref (data);
     return rc;
 }
 
@@ -951,11 +1094,41 @@ s_record_error (projection_t *self, const event_t *ev, const char *error)
 {
     log_error (ev->correlation_id, ev->stream, "projection: event at position %lld (id %s, %s) skipped: %s",
                (long long) ev->position, ev->id, ev->type, error);
-    sqlite3_stmt *st = self->stmt [S_ERROR_PUT];
-    sqlite3_bind_int64 (st, 1, ev->position);
-    sqlite3_bind_text (st, 2, ev->id, -1, SQLITE_STATIC);
-    sqlite3_bind_text (st, 3, error, -1, SQLITE_STATIC);
-    return s_step_done (self, st);
+    return self->ops->put_error (self->impl, ev->position, ev->id, error);
+}
+
+/* Reads, in a few requests, the stored cases and documents the events will need,
+ * instead of one request per event. 0 ok, -1 database failure. */
+static int
+s_prefetch (projection_t *self, const event_t *events, json_t **parsed, size_t count)
+{
+    const char **case_ids = calloc (count + 1, sizeof (char *));
+    const char **doc_ids = calloc (count + 1, sizeof (char *));
+    zhash_t *seen = zhash_new ();
+    zhash_t *seen_docs = zhash_new ();
+    int rc = case_ids && doc_ids && seen && seen_docs ? 0 : -1;
+    size_t n_cases = 0, n_docs = 0;
+    for (size_t i = 0; i < count && rc == 0; i++) {
+        if (!parsed [i])
+            continue;
+        const char *case_id = events [i].stream;
+        if (!zhash_lookup (self->cases, case_id) && !zhash_lookup (self->cases_absent, case_id)
+        &&  zhash_insert (seen, case_id, (void *) "c") == 0)
+            case_ids [n_cases++] = case_id;
+        const char *doc_id = s_str (parsed [i], "document_id");
+        if (doc_id && strncmp (events [i].type, "Document", 8) == 0 && !zhash_lookup (self->docs, doc_id)
+        &&  !zhash_lookup (self->docs_absent, doc_id) && zhash_insert (seen_docs, doc_id, (void *) "d") == 0)
+            doc_ids [n_docs++] = doc_id;
+    }
+    if (rc == 0)
+        rc = s_fetch (self, 0, case_ids, n_cases);
+    if (rc == 0)
+        rc = s_fetch (self, 1, doc_ids, n_docs);
+    zhash_destroy (&seen);
+    zhash_destroy (&seen_docs);
+    free (case_ids);
+    free (doc_ids);
+    return rc;
 }
 
 /* ---- transactions ------------------------------------------------------------ */
@@ -963,9 +1136,9 @@ s_record_error (projection_t *self, const event_t *ev, const char *error)
 int
 projection_begin (projection_t *self)
 {
-    if (self->in_tx)
+    if (self->in_tx || !self->loaded)
         return -1;
-    if (s_exec (self, "BEGIN IMMEDIATE"))
+    if (self->ops->begin (self->impl))
         return -1;
     self->in_tx = 1;
     self->pending = self->checkpoint;
@@ -978,7 +1151,7 @@ projection_commit (projection_t *self)
 {
     if (!self->in_tx)
         return -1;
-    if (s_exec (self, "COMMIT"))
+    if (self->ops->commit (self->impl))
         return -1;
     self->in_tx = 0;
     self->checkpoint = self->pending;
@@ -989,11 +1162,10 @@ void
 projection_rollback (projection_t *self)
 {
     if (self->in_tx) {
-        char *err = NULL;
-        sqlite3_exec (self->db, "ROLLBACK", NULL, NULL, &err);
-        sqlite3_free (err);
+        self->ops->rollback (self->impl);
         self->in_tx = 0;
     }
+    /* Without transactions the checkpoint already follows every durable page. */
     self->pending = self->checkpoint;
     s_cases_forget (self);
 }
@@ -1001,31 +1173,7 @@ projection_rollback (projection_t *self)
 int
 projection_is_readmodel_file (const char *path)
 {
-    if (access (path, F_OK) != 0)
-        return 1;
-    sqlite3 *db = NULL;
-    int ours = 0;
-    if (sqlite3_open_v2 (path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
-        sqlite3_stmt *st = NULL;
-        if (sqlite3_prepare_v2 (db, "SELECT name FROM sqlite_master WHERE type = 'table' "
-                                "AND name NOT LIKE 'sqlite_%'", -1, &st, NULL) == SQLITE_OK) {
-            static const char *known [] = { "checkpoint", "cases", "companies", "persons", "beneficial_owners",
-                                            "documents", "case_events", "projector_errors" };
-            int rc;
-            ours = 1;
-            while (ours && (rc = sqlite3_step (st)) == SQLITE_ROW) {
-                const char *name = (const char *) sqlite3_column_text (st, 0);
-                ours = 0;
-                for (size_t i = 0; i < sizeof known / sizeof known [0] && !ours; i++)
-                    ours = name && strcmp (name, known [i]) == 0;
-            }
-            if (ours && rc != SQLITE_DONE)
-                ours = 0;              /* not a database at all, or unreadable */
-        }
-        sqlite3_finalize (st);
-    }
-    sqlite3_close (db);
-    return ours;
+    return readmodel_sqlite_ops.is_readmodel (path, NULL) == 1;
 }
 
 int
@@ -1033,24 +1181,11 @@ projection_clear (projection_t *self)
 {
     if (!self->in_tx)
         return -1;
-    /* Every table, whatever its name: a rebuild starts from nothing. */
-    zlist_t *names = zlist_new ();
-    zlist_autofree (names);
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2 (self->db, "SELECT name FROM sqlite_master WHERE type = 'table' "
-                                 "AND name NOT LIKE 'sqlite_%'", -1, &st, NULL);
-    while (rc == SQLITE_OK && sqlite3_step (st) == SQLITE_ROW)
-        zlist_append (names, (void *) sqlite3_column_text (st, 0));
-    sqlite3_finalize (st);
-    for (char *name = (char *) zlist_first (names); name && rc == SQLITE_OK; name = (char *) zlist_next (names)) {
-        char *sql = sqlite3_mprintf ("DROP TABLE \"%w\"", name);
-        rc = sql && s_exec (self, sql) == 0 ? SQLITE_OK : SQLITE_ERROR;
-        sqlite3_free (sql);
-    }
-    zlist_destroy (&names);
-    if (rc != SQLITE_OK || s_exec (self, readmodel_schema_sql) || s_exec (self, readmodel_schema_errors_sql))
+    if (self->ops->clear (self->impl))
         return -1;
     self->pending = 0;
+    if (!self->ops->transactional)
+        self->checkpoint = 0;           /* the checkpoint is gone with the rows */
     s_cases_forget (self);
     return 0;
 }
@@ -1060,31 +1195,55 @@ projection_apply_in_tx (projection_t *self, const event_t *events, size_t count)
 {
     if (!self->in_tx)
         return -1;
-    for (size_t i = 0; i < count; i++) {
+    if ((!self->cases || !self->docs || !self->cases_absent || !self->docs_absent) && s_cases_forget (self))
+        return -1;
+    /* Parse first, so that the rows the batch needs are read in a few requests. */
+    json_t **parsed = count ? calloc (count, sizeof (json_t *)) : NULL;
+    char (*errors) [256] = count ? calloc (count, 256) : NULL;
+    if (count && (!parsed || !errors)) {
+        free (parsed);
+        free (errors);
+        return -1;
+    }
+    for (size_t i = 0; i < count; i++)
+        if (events [i].position > self->pending)
+            parsed [i] = s_parse (&events [i], errors [i], 256);
+    int rc = s_prefetch (self, events, parsed, count);
+    for (size_t i = 0; i < count && rc == 0; i++) {
         const event_t *ev = &events [i];
         if (ev->position <= self->pending) {
             self->stats.skipped++;
             continue;
         }
-        char err [256] = "";
-        int rc = s_apply_event (self, ev, err, sizeof err);
-        if (rc == -2) {
-            if (s_record_error (self, ev, err))
-                return -1;
-            self->stats.poison++;
+        int applied = parsed [i] ? s_apply_event (self, ev, parsed [i], errors [i], 256) : -2;
+        if (applied == -2) {
+            if (s_record_error (self, ev, errors [i]))
+                rc = -1;
+            else
+                self->stats.poison++;
         }
         else
-        if (rc)
-            return -1;
+        if (applied)
+            rc = -1;
         else
             self->stats.applied++;
-        self->pending = ev->position;
+        if (rc == 0)
+            self->pending = ev->position;
     }
-    if (s_docs_flush (self) || s_cases_flush (self))
+    for (size_t i = 0; i < count; i++)
+        json_decref (parsed [i]);
+    free (parsed);
+    free (errors);
+    /* Documents before cases, everything visible before the cases read their
+     * children, and the checkpoint last. */
+    if (rc || s_docs_flush (self) || self->ops->sync (self->impl) || s_cases_flush (self))
         return -1;
-    sqlite3_stmt *st = self->stmt [S_CHECKPOINT_PUT];
-    sqlite3_bind_int64 (st, 1, self->pending);
-    return s_step_done (self, st);
+    s_cases_forget (self);
+    if (self->ops->set_checkpoint (self->impl, self->pending))
+        return -1;
+    if (!self->ops->transactional)
+        self->checkpoint = self->pending;
+    return 0;
 }
 
 int

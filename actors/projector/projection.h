@@ -1,34 +1,55 @@
-/* projection — applies batches of events to the read models (schemas/readmodels.sql)
- * in one SQLite transaction together with the checkpoint, so a crash never leaves a
- * half-applied batch and a replay of the log gives byte-identical rows. */
+/* projection — applies batches of events to the read models (schemas/readmodels.sql,
+ * schemas/readmodels.md). It computes every row and its ready-to-send JSON, the same
+ * bytes whatever the backend; a readmodel_store backend keeps them: SQLite in one
+ * transaction with the checkpoint, MongoDB with guarded idempotent upserts and the
+ * checkpoint last. Either way a replay of the log gives byte-identical rows. */
 #ifndef DOSSIER_PROJECTION_H
 #define DOSSIER_PROJECTION_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config.h"
 #include "event.h"
+#include "readmodel_store.h"
 
 typedef struct _projection_t projection_t;
 
-/* Opens (creating if needed) the read-model database at path in WAL mode and
+/* Opens (creating if needed) the SQLite read-model database at path in WAL mode and
  * applies the DDL. Returns NULL on failure (logged). Caller owns. */
 projection_t *projection_new (const char *path);
+
+/* Opens the read models at location with backend ops (config may be NULL: defaults).
+ * A transactional backend must load at once (else NULL). A non-transactional one
+ * (MongoDB) may come up before its database does: then the projection is returned
+ * not loaded, and projection_load retries. NULL on failure (logged). Caller owns. */
+projection_t *projection_new_with (const readmodel_store_ops_t *ops, const char *location, config_t *config);
 void projection_destroy (projection_t **self_p);
 
-/* The last committed checkpoint: every event up to it is applied. */
+/* Loads the schema/indexes and the checkpoint if not done yet. 0 loaded, -1 not yet
+ * (database unreachable; logged once per outage). Everything below needs it loaded. */
+int projection_load (projection_t *self);
+int projection_loaded (projection_t *self);
+
+/* The backend's name ("sqlite", "mongodb"). */
+const char *projection_backend (projection_t *self);
+
+/* The last durable checkpoint: every event up to it is applied. */
 int64_t projection_checkpoint (projection_t *self);
 
-/* Applies events in one transaction with the checkpoint. Events at or before the
- * checkpoint are skipped; a poison event (unparseable or inconsistent payload) is
- * logged, recorded in projector_errors and skipped. Returns 0 ok, -1 database
- * failure (rolled back: nothing applied, the caller retries later). */
+/* Applies events with the checkpoint. Events at or before the checkpoint are skipped;
+ * a poison event (unparseable or inconsistent payload) is logged, recorded in
+ * projector_errors and skipped. Returns 0 ok, -1 database failure (the checkpoint
+ * stays where it was; the caller retries the batch later: on SQLite nothing was
+ * applied, on MongoDB what was written is found and left alone by the replay). */
 int projection_apply (projection_t *self, const event_t *events, size_t count);
 
-/* Rebuilds run as one long transaction: begin, clear, apply pages, commit.
- * projection_clear drops every table and recreates the schema (inside the
- * transaction, so readers keep the old rows until commit). Each returns 0 ok,
- * -1 failed; after a failure call projection_rollback. */
+/* Rebuilds: begin, clear, apply pages, commit. On SQLite one long transaction
+ * (readers keep the old rows until commit); on MongoDB clear drops the collections at
+ * once and each page is durable with its checkpoint, so a failed rebuild leaves a
+ * consistent prefix that the live feed completes. projection_clear empties every
+ * read model and recreates the schema. Each returns 0 ok, -1 failed; after a failure
+ * call projection_rollback. */
 int projection_begin (projection_t *self);
 int projection_clear (projection_t *self);
 int projection_apply_in_tx (projection_t *self, const event_t *events, size_t count);

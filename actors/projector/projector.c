@@ -1,6 +1,8 @@
 /* projector — one actor, one poll loop: the live subscription feeds projection.c,
  * the control ROUTER answers status and rebuild requests, and a rebuild pages
- * through the whole log on its own DEALER while the loop keeps answering. */
+ * through the whole log on its own DEALER while the loop keeps answering. The
+ * read models live where config "store" says (readmodel_store.h); a MongoDB that
+ * is down at start delays the subscription, never the process. */
 #include "projector.h"
 
 #include <jansson.h>
@@ -13,6 +15,7 @@
 #include "ids.h"
 #include "log.h"
 #include "projection.h"
+#include "readmodel_indexes.h"
 #include "ready.h"
 #include "store_proto.h"
 #include "subscription.h"
@@ -20,6 +23,7 @@
 #define S_PROGRESS_MS       100     /* ctl.progress at most this often */
 #define S_REBUILD_TIMEOUT_MS 5000   /* a page not answered by then is asked again */
 #define S_REBUILD_MAX_TRIES 12      /* ... and after this many, the rebuild fails */
+#define S_LOAD_RETRY_MS     1000    /* read models not reachable at start: try again this often */
 
 /* A rebuild in progress: pages of the log into one transaction on target. */
 typedef struct {
@@ -45,8 +49,11 @@ typedef struct {
 typedef struct {
     config_t *config;
     zsock_t *pipe;              /* zactor pipe, or NULL when run from main */
-    char *db_path, *store_ep, *pub_ep, *ctl_ep;
+    const readmodel_store_ops_t *ops;
+    char *location;             /* the live read models: a file path, a database name */
+    char *store_ep, *pub_ep, *ctl_ep;
     projection_t *projection;
+    int64_t load_at;            /* when to try projection_load again (no subscription yet) */
     subscription_t *sub;
     zsock_t *ctl;
     zpoller_t *poller;
@@ -108,7 +115,7 @@ s_on_events (const event_t *events, size_t count, void *arg)
 static void
 s_pause_live (self_t *self, int pause)
 {
-    if (pause == self->sub_paused)
+    if (pause == self->sub_paused || !self->sub)
         return;
     if (pause) {
         zpoller_remove (self->poller, subscription_store_sock (self->sub));
@@ -160,7 +167,8 @@ s_rebuild_finish (self_t *self, int ok, const char *error, const char *detail)
     double seconds = (double) (zclock_mono () - r->started_at) / 1000.0;
     /* Close a target before answering: the requester opens it next. */
     if (r->in_place) {
-        subscription_reset (self->sub, projection_checkpoint (self->projection) + 1);
+        if (self->sub)
+            subscription_reset (self->sub, projection_checkpoint (self->projection) + 1);
         s_pause_live (self, 0);
     }
     else
@@ -184,6 +192,36 @@ s_rebuild_finish (self_t *self, int ok, const char *error, const char *detail)
     self->rebuild = NULL;
 }
 
+/* Why target cannot be rebuilt into, or NULL when it can. On SQLite a target is an
+ * absolute file path, on MongoDB a database name; never the live read models, never
+ * a place that holds anything else. *error is set for a problem that is not the
+ * target's fault (database unreachable). */
+static const char *
+s_target_problem (self_t *self, const char *target, const char **error)
+{
+    if (self->ops == &readmodel_mongo_ops) {
+        if (!readmodel_mongo_valid_database (target))
+            return "target must be a database name: 1 to 63 letters, digits, '_' or '-'";
+        if (strcmp (target, self->location) == 0)
+            return "target is the live read-model database: rebuild without a target instead";
+    }
+    else {
+        char a [PATH_MAX], b [PATH_MAX];
+        if (target [0] != '/' || strlen (target) >= PATH_MAX - 16)
+            return "target must be an absolute path";
+        if (realpath (target, a) && realpath (self->location, b) && strcmp (a, b) == 0)
+            return "target is the live read-model database: rebuild without a target instead";
+    }
+    int ours = self->ops->is_readmodel (target, self->config);
+    if (ours == 0)
+        return "target exists and is not a read-model database: it would be overwritten";
+    if (ours < 0) {
+        *error = "unavailable";
+        return "cannot tell what the target holds (database unreachable?)";
+    }
+    return NULL;
+}
+
 static void
 s_rebuild_start (self_t *self, zframe_t *identity, const envelope_t *req)
 {
@@ -205,21 +243,19 @@ s_rebuild_start (self_t *self, zframe_t *identity, const envelope_t *req)
         target = json_string_value (t);
     }
     if (target) {
-        char a [PATH_MAX], b [PATH_MAX];
-        const char *problem = NULL;
-        if (target [0] != '/' || strlen (target) >= PATH_MAX - 16)
-            problem = "target must be an absolute path";
-        else
-        if (realpath (target, a) && realpath (self->db_path, b) && strcmp (a, b) == 0)
-            problem = "target is the live read-model database: rebuild without a target instead";
-        else
-        if (!projection_is_readmodel_file (target))
-            problem = "target exists and is not a read-model database: it would be overwritten";
+        const char *error = "validation.target";
+        const char *problem = s_target_problem (self, target, &error);
         if (problem) {
             json_decref (body);
-            s_send_error (self, identity, req->id, req->correlation_id, "validation.target", problem);
+            s_send_error (self, identity, req->id, req->correlation_id, error, problem);
             return;
         }
+    }
+    else
+    if (!projection_loaded (self->projection)) {
+        json_decref (body);
+        s_send_error (self, identity, req->id, req->correlation_id, "unavailable", "the read models are not reachable");
+        return;
     }
     s_rebuild_t *r = calloc (1, sizeof (s_rebuild_t));
     if (!r) {
@@ -234,7 +270,11 @@ s_rebuild_start (self_t *self, zframe_t *identity, const envelope_t *req)
     r->in_place = target == NULL;
     r->next = 1;
     r->started_at = r->progress_at = zclock_mono ();
-    r->target = r->in_place ? self->projection : projection_new (target);
+    r->target = r->in_place ? self->projection : projection_new_with (self->ops, target, self->config);
+    if (r->target && !projection_loaded (r->target)) {
+        projection_destroy (&r->target);
+        r->target = NULL;
+    }
     log_info (r->correlation, NULL, "projector: rebuild %s%s started", r->in_place ? "in place" : "into ",
               r->in_place ? "" : target);
     json_decref (body);
@@ -365,7 +405,7 @@ s_handle_ctl (self_t *self)
         return;
     if (strcmp (env.type, "ctl.status") == 0) {
         int64_t position = projection_checkpoint (self->projection);
-        int64_t head = subscription_head (self->sub);
+        int64_t head = self->sub ? subscription_head (self->sub) : 0;
         s_send_ctl (self, routes [0], "ctl.status", env.id, env.correlation_id,
                     json_pack ("{s:I, s:I}", "position", (json_int_t) position,
                                "head", (json_int_t) (head > position ? head : position)));
@@ -403,13 +443,46 @@ s_self_destroy (self_t **self_p)
         subscription_destroy (&self->sub);
         zsock_destroy (&self->ctl);
         projection_destroy (&self->projection);
-        free (self->db_path);
+        free (self->location);
         free (self->store_ep);
         free (self->pub_ep);
         free (self->ctl_ep);
         free (self);
         *self_p = NULL;
     }
+}
+
+/* Starts following the log from the checkpoint. 0 ok, -1 failed (bad endpoint, OOM). */
+static int
+s_subscribe (self_t *self)
+{
+    self->sub = subscription_new (self->store_ep, self->pub_ep, projection_checkpoint (self->projection) + 1);
+    if (!self->sub)
+        return -1;
+    /* Big pages: catching up after downtime is a replay, and each page is one batch. */
+    subscription_set_page (self->sub, STORE_READ_MAX);
+    zpoller_add (self->poller, subscription_store_sock (self->sub));
+    zpoller_add (self->poller, subscription_pub_sock (self->sub));
+    return 0;
+}
+
+/* Read models not reachable at start: tries again now and then, and subscribes
+ * once they answer. */
+static void
+s_load_tick (self_t *self)
+{
+    if (self->sub || zclock_mono () < self->load_at)
+        return;
+    self->load_at = zclock_mono () + S_LOAD_RETRY_MS;
+    if (projection_load (self->projection) != 0)
+        return;
+    if (s_subscribe (self) != 0) {
+        log_error (NULL, NULL, "projector: cannot subscribe to the store");
+        self->stopping = 1;
+        return;
+    }
+    log_info (NULL, NULL, "projector: read models reachable, following the log from position %lld",
+              (long long) projection_checkpoint (self->projection) + 1);
 }
 
 static self_t *
@@ -423,15 +496,21 @@ s_self_new (config_t *config, zsock_t *pipe)
     char uuid [IDS_UUID_LEN];
     ids_uuid4 (uuid);
     memcpy (self->tag, uuid, 8);
-    self->db_path = config_data_path (config, "readmodels.db");
+    const char *store = config_get (config, "store", "sqlite");
+    self->ops = readmodel_store_lookup (store);
+    if (!self->ops) {
+        log_error (NULL, NULL, "projector: unknown store \"%.40s\" (sqlite or mongodb)", store);
+        goto fail;
+    }
+    self->location = readmodel_store_location (self->ops, config);
     self->store_ep = endpoints_get (config, "store");
     self->pub_ep = endpoints_get (config, "store_pub");
     self->ctl_ep = endpoints_get (config, "projector");
-    if (!self->db_path || !self->store_ep || !self->pub_ep || !self->ctl_ep) {
+    if (!self->location || !self->store_ep || !self->pub_ep || !self->ctl_ep) {
         log_error (NULL, NULL, "projector: no usable endpoints or data path (ipc path too long?)");
         goto fail;
     }
-    self->projection = projection_new (self->db_path);
+    self->projection = projection_new_with (self->ops, self->location, config);
     if (!self->projection)
         goto fail;
     self->ctl = zsock_new (ZMQ_ROUTER);
@@ -442,16 +521,13 @@ s_self_new (config_t *config, zsock_t *pipe)
         log_error (NULL, NULL, "projector: cannot bind %s: %s", self->ctl_ep, zmq_strerror (zmq_errno ()));
         goto fail;
     }
-    self->sub = subscription_new (self->store_ep, self->pub_ep, projection_checkpoint (self->projection) + 1);
-    if (!self->sub)
-        goto fail;
-    /* Big pages: catching up after downtime is a replay, and each page is one transaction. */
-    subscription_set_page (self->sub, STORE_READ_MAX);
-    self->poller = zpoller_new (self->ctl, subscription_store_sock (self->sub), subscription_pub_sock (self->sub), NULL);
+    self->poller = zpoller_new (self->ctl, NULL);
     if (!self->poller)
         goto fail;
     if (pipe)
         zpoller_add (self->poller, pipe);
+    if (projection_loaded (self->projection) && s_subscribe (self) != 0)
+        goto fail;
     return self;
 fail:
     s_self_destroy (&self);
@@ -467,14 +543,17 @@ projector_run (config_t *config, zsock_t *pipe)
             zsock_signal (pipe, 1);
         return -1;
     }
-    log_info (NULL, NULL, "projector: ready at position %lld, database %s",
-              (long long) projection_checkpoint (self->projection), self->db_path);
+    log_info (NULL, NULL, "projector: ready at position %lld, read models %s (%s)%s",
+              (long long) projection_checkpoint (self->projection), self->location,
+              projection_backend (self->projection),
+              projection_loaded (self->projection) ? "" : ", not reachable yet");
     ready_signal ();
     if (pipe)
         zsock_signal (pipe, 0);
 
     while (!self->stopping && !zsys_interrupted) {
-        int timeout = self->sub_paused ? S_PROGRESS_MS : subscription_timeout (self->sub);
+        int timeout = self->sub_paused ? S_PROGRESS_MS
+                    : self->sub ? subscription_timeout (self->sub) : S_LOAD_RETRY_MS;
         if (self->rebuild && timeout > S_PROGRESS_MS)
             timeout = S_PROGRESS_MS;
         void *which = zpoller_wait (self->poller, timeout);
@@ -489,10 +568,11 @@ projector_run (config_t *config, zsock_t *pipe)
         if (which && self->rebuild && which == self->rebuild->dealer)
             s_handle_rebuild (self);
         else
-        if (which && !self->sub_paused)
+        if (which && self->sub && !self->sub_paused)
             subscription_handle (self->sub, which, s_on_events, self);
-        if (!self->sub_paused)
+        if (self->sub && !self->sub_paused)
             subscription_tick (self->sub);
+        s_load_tick (self);
         s_rebuild_tick (self);
     }
     log_info (NULL, NULL, "projector: stopping at position %lld", (long long) projection_checkpoint (self->projection));

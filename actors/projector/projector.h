@@ -9,10 +9,14 @@
 #include "config.h"
 
 /* Runs the projector until SIGINT/SIGTERM, or "$TERM" on pipe when pipe is not NULL
- * (zactor). Opens <data_dir>/readmodels.db, binds endpoint "projector", connects to
- * "store" and "store_pub", then signals readiness (ready_signal (), and
- * zsock_signal (pipe) when running as an actor). Returns 0 on a clean stop, -1 when
- * it could not start (logged; an actor's pipe is then signalled with status 1). */
+ * (zactor). Opens the read models config "store" names (<data_dir>/readmodels.db, or
+ * the MongoDB database "mongodb_database": schemas/readmodels.md), binds endpoint
+ * "projector", connects to "store" and "store_pub", then signals readiness
+ * (ready_signal (), and zsock_signal (pipe) when running as an actor). A MongoDB that
+ * does not answer yet is no reason to fail: the projector is ready, and follows the
+ * log once the database answers. ctl.rebuild's target is a file path on SQLite and
+ * a database name on MongoDB. Returns 0 on a clean stop, -1 when it could not start
+ * (logged; an actor's pipe is then signalled with status 1). */
 int projector_run (config_t *config, zsock_t *pipe);
 
 /* zactor entry point; args is the config_t * (borrowed, must outlive the actor). */

@@ -18,6 +18,8 @@ store_backend_lookup (const char *name)
 {
     if (!name || !*name || strcmp (name, store_sqlite_ops.name) == 0)
         return &store_sqlite_ops;
+    if (strcmp (name, store_mongo_ops.name) == 0)
+        return &store_mongo_ops;
     return NULL;
 }
 

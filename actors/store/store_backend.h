@@ -1,6 +1,6 @@
 /* store_backend — the event log behind a table of operations, so the store actor
  * never sees SQL (or Mongo). A backend implements store_backend_ops_t in its own
- * file (store_sqlite.c now); the actor only calls the store_backend_* wrappers. */
+ * file (store_sqlite.c, store_mongo.c); the actor only calls the store_backend_* wrappers. */
 #ifndef DOSSIER_STORE_BACKEND_H
 #define DOSSIER_STORE_BACKEND_H
 
@@ -84,10 +84,11 @@ typedef struct {
 
 /* Backends compiled in. */
 extern const store_backend_ops_t store_sqlite_ops;
+extern const store_backend_ops_t store_mongo_ops;      /* store_mongo.c: location is the URI */
 
 typedef struct _store_backend_t store_backend_t;
 
-/* Backend by name ("sqlite"); NULL when unknown. */
+/* Backend by name ("sqlite" or empty, "mongodb"); NULL when unknown. */
 const store_backend_ops_t *store_backend_lookup (const char *name);
 
 /* Opens a backend. Returns NULL on failure (logged). Caller owns; destroy with

@@ -47,16 +47,43 @@ def _alive(pid):
         return False
 
 
-@pytest.fixture(scope="module")
+# Every test that uses `dossier` or `fresh_dossier` runs once per storage backend:
+# the embedded SQLite files, and MongoDB (the session's FerretDB, one database per
+# Dossier). DOSSIER_TEST_BACKENDS=sqlite (or mongodb) runs just one.
+BACKENDS = [b for b in os.environ.get("DOSSIER_TEST_BACKENDS", "sqlite,mongodb").split(",") if b]
+
+
+def _backend(request):
+    if request.param == "mongodb":
+        return {"backend": "mongodb", "mongodb_uri": request.getfixturevalue("ferretdb").uri}
+    return {"backend": request.param}
+
+
+@pytest.fixture(scope="session")
+def ferretdb(request):
+    """One MongoDB wire-protocol server (FerretDB, tests/e2e/ferretdb_harness.py) for the
+    session, started on first use on a free port and a temp directory."""
+    from ferretdb_harness import FerretDB
+    server = FerretDB()
+    server.start()
+    yield server
+    server.stop()
+    if request.session.testsfailed:
+        print("FerretDB files kept in %s" % server.dir)
+    else:
+        server.cleanup()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
 def dossier(request):
-    """One Dossier for a whole test module."""
-    yield from _start(request)
+    """One Dossier for a whole test module (per backend)."""
+    yield from _start(request, **_backend(request))
 
 
-@pytest.fixture
+@pytest.fixture(params=BACKENDS)
 def fresh_dossier(request):
-    """A private Dossier for one test (fault tests)."""
-    yield from _start(request)
+    """A private Dossier for one test (fault tests), per backend."""
+    yield from _start(request, **_backend(request))
 
 
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)
@@ -76,3 +103,50 @@ def kyc_record():
 def kyb_record():
     with open(os.path.join(ROOT, "examples", "kyb_company.json")) as f:
         return json.load(f)
+
+
+# -- Kafka (tests/e2e/test_kafka_*.py) ----------------------------------------------
+
+@pytest.fixture(scope="session")
+def kafka(request):
+    """One real Apache Kafka broker (KRaft, 127.0.0.1, free ports) for the whole session,
+    started on first use; jars come from `scripts/kafka.sh fetch` (cached in .cache/)."""
+    from kafka_harness import Kafka
+    k = Kafka()
+    try:
+        k.start()
+    except Exception:
+        print(k.tail_log(200))
+        k.stop()
+        raise
+    yield k
+    k.stop()
+    if request.session.testsfailed:
+        print("kafka broker files kept in %s" % k.dir)
+    else:
+        k.cleanup()
+
+
+@pytest.fixture
+def kafka_dossier(request, kafka):
+    """Factory: kafka_dossier(processes=None, **env) starts a private Dossier whose ingest
+    consumes and whose notifier produces to the session's broker (DOSSIER_KAFKA_BROKERS),
+    with env (e.g. DOSSIER_KAFKA_TOPIC) on top. Each is stopped and checked like
+    fresh_dossier at the end of the test."""
+    started = []
+
+    def make(processes=None, **env):
+        gen = _start(request, processes=processes,
+                     extra_env=dict({"DOSSIER_KAFKA_BROKERS": kafka.bootstrap}, **env))
+        d = next(gen)
+        started.append(gen)
+        return d
+    yield make
+    errors = []
+    for gen in reversed(started):
+        try:
+            next(gen, None)     # the rest of _start: stop, check, clean up
+        except AssertionError as e:
+            errors.append(e)
+    if errors:
+        raise errors[0]

@@ -3,6 +3,7 @@ process) on a fresh data directory and a free port, waits for readiness by
 asking (never by sleeping a fixed time), and stops everything at the end."""
 import json
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -53,13 +54,13 @@ class Response:
 class Dossier:
     """One running Dossier: supervisor + every process, on its own data dir and port."""
 
-    def __init__(self, processes=None, extra_env=None, log_level="info"):
+    def __init__(self, processes=None, extra_env=None, log_level="info", backend="sqlite", mongodb_uri=None):
         self.dir = tempfile.mkdtemp(prefix="dos-", dir="/tmp")   # short: ipc paths have a 107-byte cap
         self.data = os.path.join(self.dir, "data")
         self.port = free_port()
         self.config = os.path.join(self.dir, "dossier.cfg")
         procs = processes or {"store": 1, "broker": 1, "handler": 2, "projector": 1,
-                              "notifier": 1, "gateway": 1, "ingest": 1}
+                              "notifier": 1, "scheduler": 1, "gateway": 1, "ingest": 1}
         lines = ["dossier",
                  '    data_dir = "%s"' % self.data,
                  '    http_addr = "127.0.0.1:%d"' % self.port,
@@ -75,6 +76,20 @@ class Dossier:
             f.write("\n".join(lines) + "\n")
         self.env = dict(os.environ, DOSSIER_BIN_DIR=BIN_DIR)
         self.env.pop("DOSSIER_CONFIG", None)
+        # Storage backend: sqlite files in the data dir, or a database of its own on
+        # the session's MongoDB-compatible server (tests/e2e/ferretdb_harness.py).
+        self.backend = backend
+        self.mongodb_uri = mongodb_uri
+        self.mongodb_database = None
+        self._mongo_client = None
+        for k in ("DOSSIER_STORE", "DOSSIER_MONGODB_URI", "DOSSIER_MONGODB_DATABASE"):
+            self.env.pop(k, None)
+        if backend == "mongodb":
+            self.mongodb_database = "dos_" + re.sub(r"[^A-Za-z0-9]", "_", os.path.basename(self.dir))
+            self.env.update(DOSSIER_STORE="mongodb", DOSSIER_MONGODB_URI=mongodb_uri,
+                            DOSSIER_MONGODB_DATABASE=self.mongodb_database)
+        elif backend != "sqlite":
+            raise ValueError("unknown backend %r" % backend)
         if extra_env:
             self.env.update(extra_env)
         self.log_path = os.path.join(self.dir, "dossier.log")
@@ -120,6 +135,17 @@ class Dossier:
         """Removes the data directory (after a clean run; a failed run keeps it for a look)."""
         import shutil
         shutil.rmtree(self.dir, ignore_errors=True)
+        if self.backend == "mongodb":
+            try:
+                client = self._mongo()
+                for name in client.list_database_names():
+                    if name == self.mongodb_database or name.startswith(self.mongodb_database + "_"):
+                        client.drop_database(name)
+            except Exception:  # the server may be down (outage tests); its files go with it
+                pass
+            if self._mongo_client:
+                self._mongo_client.close()
+                self._mongo_client = None
 
     def tail_log(self, n=60):
         with open(self.log_path, "rb") as f:
@@ -184,6 +210,13 @@ class Dossier:
 
     # -- direct looks at the files (tests only) -------------------------------
     def event_count(self):
+        if self.backend == "mongodb":
+            # positions are gapless from 1: the head is the count. The store's command
+            # index holds each append's positions in small documents (cheaper to scan
+            # on the test server than the log); it is written before any append is
+            # acknowledged.
+            doc = self._mongo_db()["commands"].find_one({}, {"last_position": 1}, sort=[("last_position", -1)])
+            return doc["last_position"] if doc else 0
         path = os.path.join(self.data, "events.db")
         if not os.path.exists(path):
             return 0
@@ -194,6 +227,9 @@ class Dossier:
             con.close()
 
     def projector_checkpoint(self):
+        if self.backend == "mongodb":
+            doc = self._mongo_db()["rm_checkpoints"].find_one({"_id": "projector"})
+            return doc["position"] if doc else 0
         con = sqlite3.connect("file:%s?mode=ro" % os.path.join(self.data, "readmodels.db"), uri=True, timeout=10)
         try:
             row = con.execute("SELECT position FROM checkpoint WHERE name = 'projector'").fetchone()
@@ -202,11 +238,53 @@ class Dossier:
             con.close()
 
     def events_of_type(self, type_):
+        if self.backend == "mongodb":
+            found = []
+            for doc in self._mongo_db()["events"].find({"events.type": type_}, {"events": 1}):
+                found += [(e["position"], e["id"]) for e in doc["events"] if e["type"] == type_]
+            return [event_id for _, event_id in sorted(found)]
         con = sqlite3.connect("file:%s?mode=ro" % os.path.join(self.data, "events.db"), uri=True, timeout=10)
         try:
             return [r[0] for r in con.execute("SELECT event_id FROM events WHERE type = ? ORDER BY position", (type_,))]
         finally:
             con.close()
+
+    # -- the backend's read models, for comparing a live projection with a rebuild --
+    def rebuild_target(self, tmp_path):
+        """What `dossier rebuild --to` takes: a file (sqlite) or a database name (mongodb)."""
+        if self.backend == "mongodb":
+            return self.mongodb_database + "_rebuilt"
+        return str(tmp_path / "rebuilt.db")
+
+    def read_models(self, target=None):
+        """Every read model as sorted rows: the live ones, or those rebuilt into target."""
+        if self.backend == "mongodb":
+            return dump_mongo_read_models(self._mongo()[target or self.mongodb_database])
+        return dump_read_models(target or os.path.join(self.data, "readmodels.db"))
+
+    def _mongo(self):
+        if self._mongo_client is None:
+            import pymongo  # only the MongoDB runs need it (scripts/install-deps.sh installs it)
+            self._mongo_client = pymongo.MongoClient(self.mongodb_uri, serverSelectionTimeoutMS=10000)
+        return self._mongo_client
+
+    def _mongo_db(self):
+        return self._mongo()[self.mongodb_database]
+
+
+def dump_mongo_read_models(db):
+    """The MongoDB twin of dump_read_models: every read-model collection (rm_*) as
+    sorted canonical JSON documents. Lists of plain ids are sets (filled with
+    $addToSet by unordered bulks, so their order depends on timing): sorted too."""
+    def canonical(value):
+        if isinstance(value, dict):
+            return {k: canonical(v) for k, v in value.items()}
+        if isinstance(value, list):
+            items = [canonical(v) for v in value]
+            return sorted(items) if all(isinstance(v, str) for v in items) else items
+        return value
+    return {name: sorted(json.dumps(canonical(doc), sort_keys=True, default=repr) for doc in db[name].find())
+            for name in sorted(db.list_collection_names()) if name.startswith("rm_")}
 
 
 def dump_read_models(path):

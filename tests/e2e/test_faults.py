@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from dossier_harness import ROOT, BIN_DIR, dump_read_models, wait_for
+from dossier_harness import ROOT, BIN_DIR, wait_for
 
 N = 1000
 
@@ -54,10 +54,10 @@ def test_kill9_during_ingest_loses_nothing(fresh_dossier, tmp_path):
     # the live read models equal a replay of the whole log
     head = d.event_count()
     wait_for(lambda: d.projector_checkpoint() >= head, 60, what="projector caught up")
-    target = str(tmp_path / "rebuilt.db")
+    target = d.rebuild_target(tmp_path)
     d.cli("rebuild", "--to", target, check=True, timeout=120)
-    live = dump_read_models(os.path.join(d.data, "readmodels.db"))
-    rebuilt = dump_read_models(target)
+    live = d.read_models()
+    rebuilt = d.read_models(target)
     assert live.keys() == rebuilt.keys()
     for table in live:
         assert live[table] == rebuilt[table], "read model %s differs from a replay of the log" % table

@@ -1,7 +1,8 @@
 /* test_projection_actor — the projector actor (projector.c) against a fake store
  * made of real sockets in this thread: catch-up, live batches, a poison event,
  * ctl.status, a rebuild into a target equal to the live read models, an in-place
- * rebuild, and refusals (busy, bad target, unknown type). */
+ * rebuild, and refusals (busy, bad target, unknown type); on SQLite and on MongoDB
+ * (a private FerretDB), where it also starts before its database is up. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -16,8 +17,14 @@
 #include "store_proto.h"
 #include "../../actors/projector/projector.h"
 #include "test_projection_helpers.h"
+#include "test_projection_ferretdb.h"
+
+static t_ferret_t s_ferret;
+static mongoc_client_t *s_client;
 
 typedef struct {
+    int mongo;                  /* read models on MongoDB, database `db` */
+    char db [32];
     t_tmp_t tmp;
     config_t *config;
     t_log_t log;
@@ -185,12 +192,20 @@ s_rebuild (ctx_t *c, const char *body, int *progress, char error [64])
 }
 
 static void
-s_setup (ctx_t *c)
+s_setup_store (ctx_t *c, int mongo)
 {
+    static int databases;
     memset (c, 0, sizeof *c);
     t_tmp_new (&c->tmp, "unused");
     unsetenv ("DOSSIER_CONFIG");
     setenv ("DOSSIER_DATA_DIR", c->tmp.dir, 1);
+    c->mongo = mongo;
+    if (mongo) {
+        snprintf (c->db, sizeof c->db, "t_actor_%d", ++databases);
+        setenv ("DOSSIER_STORE", "mongodb", 1);
+        setenv ("DOSSIER_MONGODB_URI", s_ferret.uri, 1);
+        setenv ("DOSSIER_MONGODB_DATABASE", c->db, 1);
+    }
     c->config = config_load (NULL);
     assert_non_null (c->config);
     c->router = s_bound (ZMQ_ROUTER, c->config, "store");
@@ -200,6 +215,32 @@ s_setup (ctx_t *c)
     t_kyb_case (&c->log);
     t_add (&c->log, T_KYB, "PersonLinked", "{broken");
     t_add (&c->log, T_KYB, "NotificationRequired", "{\"notification_id\":\"N9\"}");
+}
+
+static void
+s_setup (ctx_t *c)
+{
+    s_setup_store (c, 0);
+}
+
+/* Drops a database of the test server. */
+static void
+s_drop (const char *db)
+{
+    mongoc_database_t *d = mongoc_client_get_database (s_client, db);
+    assert_true (mongoc_database_drop (d, NULL));
+    mongoc_database_destroy (d);
+}
+
+/* The live read models (or those at target: a file or a database) as text. */
+static char *
+s_dump (ctx_t *c, const char *target)
+{
+    if (c->mongo)
+        return t_mongo_dump (s_client, target ? target : c->db);
+    char live [160];
+    snprintf (live, sizeof live, "%s/readmodels.db", c->tmp.dir);
+    return t_dump (target ? target : live);
 }
 
 static void
@@ -224,14 +265,18 @@ s_teardown (ctx_t *c)
     config_destroy (&c->config);
     t_tmp_destroy (&c->tmp);
     unsetenv ("DOSSIER_DATA_DIR");
+    if (c->mongo) {
+        s_drop (c->db);
+        unsetenv ("DOSSIER_STORE");
+        unsetenv ("DOSSIER_MONGODB_DATABASE");
+    }
 }
 
 static void
-test_catch_up_live_and_rebuilds (void **state)
+s_catch_up_live_and_rebuilds (int mongo)
 {
-    (void) state;
     ctx_t c;
-    s_setup (&c);
+    s_setup_store (&c, mongo);
     c.visible = 6;
     s_start_projector (&c);
     s_wait_position (&c, 6);                 /* catch-up */
@@ -244,10 +289,12 @@ test_catch_up_live_and_rebuilds (void **state)
     assert_int_equal (s_status (&c, &head), (int64_t) c.log.count);
     assert_int_equal (head, (int64_t) c.log.count);
 
-    char live [160], target [160];
-    snprintf (live, sizeof live, "%s/readmodels.db", c.tmp.dir);
-    snprintf (target, sizeof target, "%s/rebuilt.db", c.tmp.dir);
-    char *live_dump = t_dump (live);
+    char target [160];
+    if (mongo)
+        snprintf (target, sizeof target, "%s_rebuilt", c.db);
+    else
+        snprintf (target, sizeof target, "%s/rebuilt.db", c.tmp.dir);
+    char *live_dump = s_dump (&c, NULL);
     assert_non_null (strstr (live_dump, "projector_errors20|ev-20|"));
 
     /* a rebuild into a target equals the live read models, byte for byte */
@@ -256,13 +303,13 @@ test_catch_up_live_and_rebuilds (void **state)
     snprintf (body, sizeof body, "{\"target\":\"%s\"}", target);
     assert_int_equal (s_rebuild (&c, body, &progress, error), (int64_t) c.log.count);
     assert_true (progress >= 1);
-    char *target_dump = t_dump (target);
+    char *target_dump = s_dump (&c, target);
     assert_string_equal (live_dump, target_dump);
     free (target_dump);
 
     /* in place: same rows again, and the live feed goes on from the new checkpoint */
     assert_int_equal (s_rebuild (&c, NULL, &progress, error), (int64_t) c.log.count);
-    char *again = t_dump (live);
+    char *again = s_dump (&c, NULL);
     assert_string_equal (live_dump, again);
     free (again);
     free (live_dump);
@@ -270,7 +317,23 @@ test_catch_up_live_and_rebuilds (void **state)
 
     /* a target that exists is rebuilt from nothing */
     assert_int_equal (s_rebuild (&c, body, &progress, error), (int64_t) c.log.count);
+    if (mongo)
+        s_drop (target);
     s_teardown (&c);
+}
+
+static void
+test_catch_up_live_and_rebuilds (void **state)
+{
+    (void) state;
+    s_catch_up_live_and_rebuilds (0);
+}
+
+static void
+test_catch_up_live_and_rebuilds_mongo (void **state)
+{
+    (void) state;
+    s_catch_up_live_and_rebuilds (1);
 }
 
 static void
@@ -345,11 +408,10 @@ test_control_refusals (void **state)
 }
 
 static void
-test_restart_resumes_from_checkpoint (void **state)
+s_restart_resumes_from_checkpoint (int mongo)
 {
-    (void) state;
     ctx_t c;
-    s_setup (&c);
+    s_setup_store (&c, mongo);
     c.visible = 12;
     s_start_projector (&c);
     s_wait_position (&c, 12);
@@ -363,6 +425,93 @@ test_restart_resumes_from_checkpoint (void **state)
     s_teardown (&c);
 }
 
+static void
+test_restart_resumes_from_checkpoint (void **state)
+{
+    (void) state;
+    s_restart_resumes_from_checkpoint (0);
+}
+
+static void
+test_restart_resumes_from_checkpoint_mongo (void **state)
+{
+    (void) state;
+    s_restart_resumes_from_checkpoint (1);
+}
+
+static void
+test_control_refusals_mongo (void **state)
+{
+    (void) state;
+    ctx_t c;
+    s_setup_store (&c, 1);
+    c.visible = 6;
+    s_start_projector (&c);
+    s_wait_position (&c, 6);
+    char error [64] = "", body [256];
+    int progress;
+    /* a file path is no database name; nor is the live database a target */
+    assert_int_equal (s_rebuild (&c, "{\"target\":\"/tmp/rebuilt.db\"}", &progress, error), -1);
+    assert_string_equal (error, "validation.target");
+    snprintf (body, sizeof body, "{\"target\":\"%s\"}", c.db);
+    assert_int_equal (s_rebuild (&c, body, &progress, error), -1);
+    assert_string_equal (error, "validation.target");
+    /* never clear somebody else's database (e.g. the event log) */
+    mongoc_collection_t *coll = mongoc_client_get_collection (s_client, "t_foreign", "events");
+    bson_t *doc = BCON_NEW ("_id", BCON_INT64 (1));
+    assert_true (mongoc_collection_insert_one (coll, doc, NULL, NULL, NULL));
+    bson_destroy (doc);
+    assert_int_equal (s_rebuild (&c, "{\"target\":\"t_foreign\"}", &progress, error), -1);
+    assert_string_equal (error, "validation.target");
+    bson_t empty = BSON_INITIALIZER;
+    assert_int_equal (mongoc_collection_count_documents (coll, &empty, NULL, NULL, NULL, NULL), 1);
+    mongoc_collection_destroy (coll);
+    s_drop ("t_foreign");
+    assert_int_equal (s_status (&c, NULL), 6);
+    s_teardown (&c);
+}
+
+/* MongoDB down when the projector starts: it still says ready, answers status, and
+ * catches up by itself once the database is there. */
+static void
+test_starts_before_its_database_mongo (void **state)
+{
+    (void) state;
+    ctx_t c;
+    s_setup_store (&c, 1);
+    c.visible = (int64_t) c.log.count;
+    t_ferret_stop (&s_ferret);
+    s_start_projector (&c);
+    assert_int_equal (s_status (&c, NULL), 0);
+    char error [64] = "";
+    int progress;
+    assert_int_equal (s_rebuild (&c, NULL, &progress, error), -1);
+    assert_string_equal (error, "unavailable");
+    t_ferret_restart (&s_ferret);
+    int64_t deadline = zclock_mono () + 20000;
+    while (s_status (&c, NULL) < (int64_t) c.log.count)
+        assert_true (zclock_mono () < deadline);
+    s_teardown (&c);
+}
+
+static int
+s_group_setup (void **state)
+{
+    (void) state;
+    t_ferret_new (&s_ferret);
+    s_client = t_ferret_client (&s_ferret);
+    return 0;
+}
+
+static int
+s_group_teardown (void **state)
+{
+    (void) state;
+    mongoc_client_destroy (s_client);
+    t_ferret_destroy (&s_ferret);
+    return 0;
+}
+
 int
 main (void)
 {
@@ -371,8 +520,13 @@ main (void)
         cmocka_unit_test (test_catch_up_live_and_rebuilds),
         cmocka_unit_test (test_control_refusals),
         cmocka_unit_test (test_restart_resumes_from_checkpoint),
+        cmocka_unit_test (test_catch_up_live_and_rebuilds_mongo),
+        cmocka_unit_test (test_control_refusals_mongo),
+        cmocka_unit_test (test_restart_resumes_from_checkpoint_mongo),
+        cmocka_unit_test (test_starts_before_its_database_mongo),
     };
-    int rc = cmocka_run_group_tests (tests, NULL, NULL);
+    int rc = cmocka_run_group_tests (tests, s_group_setup, s_group_teardown);
     zsys_shutdown ();
+    mongoc_cleanup ();
     return rc;
 }

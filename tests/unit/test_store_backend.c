@@ -447,7 +447,8 @@ test_open_fails_cleanly (void **state)
     assert_null (store_backend_new (NULL, "x", NULL));
     assert_ptr_equal (store_backend_lookup ("sqlite"), &store_sqlite_ops);
     assert_ptr_equal (store_backend_lookup (NULL), &store_sqlite_ops);
-    assert_null (store_backend_lookup ("mongodb"));
+    assert_ptr_equal (store_backend_lookup ("mongodb"), &store_mongo_ops);
+    assert_null (store_backend_lookup ("mongo"));
     store_backend_destroy (NULL);
 }
 

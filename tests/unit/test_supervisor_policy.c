@@ -227,9 +227,10 @@ test_table_defaults_without_config (void **state)
     (void) state;
     process_table_t *table = process_table_new ();
     assert_int_equal (process_table_load (table, NULL), 0);
-    assert_int_equal (process_table_groups (table), 7);
+    assert_int_equal (process_table_groups (table), 8);
     assert_string_equal (process_table_group_name (table, 0), "store");
-    assert_string_equal (process_table_group_name (table, 6), "ingest");
+    assert_string_equal (process_table_group_name (table, 5), "scheduler");
+    assert_string_equal (process_table_group_name (table, 7), "ingest");
     process_table_destroy (&table);
 }
 

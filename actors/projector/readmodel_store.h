@@ -1,0 +1,124 @@
+/* readmodel_store — where the projector keeps its read models: one table of operations
+ * per backend, each in its own file (readmodel_sqlite.c: one transaction per batch;
+ * readmodel_mongo.c: guarded idempotent upserts, checkpoint written last). projection.c
+ * computes every row and its JSON; a backend only stores rows and reads them back. */
+#ifndef DOSSIER_READMODEL_STORE_H
+#define DOSSIER_READMODEL_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+/* The child rows of a case. */
+typedef enum {
+    RM_COMPANY = 0,
+    RM_PERSON,
+    RM_BENEFICIAL_OWNER,
+    RM_DOCUMENT,
+    RM_KIND_COUNT
+} rm_kind_t;
+
+/* One row of companies, persons, beneficial_owners or documents (schemas/readmodels.sql,
+ * schemas/readmodels.md). Strings are borrowed for the duration of a call. */
+typedef struct {
+    rm_kind_t kind;
+    const char *id;
+    const char *case_id;
+    const char *company_id;     /* persons (NULL when none) and beneficial owners */
+    const char *status;         /* documents */
+    int64_t seq;                /* position of the event that first created the row */
+    int64_t updated_position;   /* position of the last event applied to it */
+    const char *json;           /* the ready-to-send JSON */
+    size_t json_size;
+} rm_row_t;
+
+typedef struct {
+    const char *id;
+    int64_t seq;
+    int64_t updated_position;
+    const char *client_id;
+    const char *traitement_type;
+    const char *status;
+    const char *summary_json;
+    size_t summary_size;
+    const char *full_json;      /* NULL in what cases_get reports: the projector never reads it */
+    size_t full_size;
+} rm_case_row_t;
+
+typedef struct {
+    const char *case_id;
+    int64_t version;
+    int64_t position;
+    const char *json;
+    size_t json_size;
+} rm_event_row_t;
+
+/* Read callbacks: the row is borrowed for the call. Return 0 to go on, -1 to stop
+ * (the read then fails). */
+typedef int (rm_case_fn) (void *arg, const rm_case_row_t *row);
+typedef int (rm_row_fn) (void *arg, const rm_row_t *row);
+
+/* Every operation returns 0 ok, -1 failed (logged) unless it says otherwise. `impl` is
+ * the backend's own state. Writes happen between begin and commit; a transactional
+ * backend makes them atomic, the other one makes each write idempotent and guarded
+ * by updated_position (a replay of events already stored changes nothing) and makes
+ * everything before set_checkpoint durable before it writes the checkpoint. */
+typedef struct {
+    const char *name;
+    /* 1: begin..commit is all or nothing. 0: writes are durable one by one, in order;
+     * a failed batch may leave some rows written, which a replay then finds. */
+    int transactional;
+    /* location: a file path (sqlite), a database name (mongodb). config may be NULL
+     * (defaults). Opening does not need the database to be up when the backend is
+     * not transactional: load then fails until it is. Returns NULL on failure. */
+    void *(*open) (const char *location, config_t *config);
+    void  (*close) (void *impl);
+    /* Ready to use: schema/indexes in place, checkpoint read into *position. */
+    int   (*load) (void *impl, int64_t *position);
+    /* 1 when location does not exist or holds nothing but read models (so a rebuild
+     * may drop them), 0 when it holds anything else, -1 when it cannot be told. */
+    int   (*is_readmodel) (const char *location, config_t *config);
+
+    int   (*begin) (void *impl);
+    /* Drops every read model and recreates the empty schema (checkpoint 0). */
+    int   (*clear) (void *impl);
+    int   (*commit) (void *impl);
+    void  (*rollback) (void *impl);
+
+    /* Stored rows for the given ids, in any order; ids not found are not reported. */
+    int   (*cases_get) (void *impl, const char *const *ids, size_t count, rm_case_fn *fn, void *arg);
+    int   (*documents_get) (void *impl, const char *const *ids, size_t count, rm_row_fn *fn, void *arg);
+    /* Every child row (all kinds) of the given cases, in any order; beneficial owners
+     * at least those of the case's companies. fresh[i] = 1: case i had no stored row
+     * when the batch began. Rows carry a case's id only from its CaseCreated on, so its
+     * children as of this batch are the rows put during the batch and the documents
+     * documents_get found for it (stored by an earlier attempt at the same events): a
+     * backend may answer from those instead of reading them back. */
+    int   (*children_get) (void *impl, const char *const *case_ids, const int *fresh, size_t count,
+                           rm_row_fn *fn, void *arg);
+
+    /* Upserts: a row is written only if it is new or its stored updated_position is
+     * lower (cases: lower or equal); seq and case_id of a stored document stay. */
+    int   (*put_row) (void *impl, const rm_row_t *row);
+    int   (*put_case) (void *impl, const rm_case_row_t *row);
+    /* Inserts unless (case_id, version) / position is already there. */
+    int   (*put_event) (void *impl, const rm_event_row_t *row);
+    int   (*put_error) (void *impl, int64_t position, const char *event_id, const char *error);
+    /* Makes every write so far visible to the reads that follow. */
+    int   (*sync) (void *impl);
+    /* The checkpoint, after everything written before it. */
+    int   (*set_checkpoint) (void *impl, int64_t position);
+} readmodel_store_ops_t;
+
+extern const readmodel_store_ops_t readmodel_sqlite_ops;
+extern const readmodel_store_ops_t readmodel_mongo_ops;
+
+/* The backend config "store" names ("sqlite" default, "mongodb"); NULL when unknown. */
+const readmodel_store_ops_t *readmodel_store_lookup (const char *name);
+
+/* The live read models' location for ops under config: <data_dir>/readmodels.db or
+ * the mongodb_database name. Caller frees; NULL on failure. */
+char *readmodel_store_location (const readmodel_store_ops_t *ops, config_t *config);
+
+#endif
