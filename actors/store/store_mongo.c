@@ -33,9 +33,10 @@
  * Unique indexes guard all of this even against a second, misconfigured writer:
  * _id (command id), first_position, last_position, (stream, first_version) — one
  * successor per stream version, i.e. optimistic concurrency — (stream, last_version),
- * and the multikey (stream, events.version) and events.id, which a real MongoDB
- * enforces element by element (the FerretDB test server only compares whole arrays;
- * the scalar indexes above still hold there). */
+ * and the multikey (stream, events.version), events.id and events.position, which a
+ * real MongoDB enforces element by element (so no two documents can even overlap in
+ * positions); the FerretDB test server only compares whole arrays, the scalar
+ * indexes above still hold there. */
 #include "store_backend.h"
 #include "log.h"
 
@@ -244,6 +245,7 @@ s_create_indexes (s_mongo_t *self)
         { "stream_last_version",  "{\"stream\": 1, \"last_version\": 1}" },
         { "stream_event_version", "{\"stream\": 1, \"events.version\": 1}" },
         { "event_id",             "{\"events.id\": 1}" },
+        { "event_position",       "{\"events.position\": 1}" },
     };
     bool ok = true;
     for (size_t i = 0; i < sizeof specs / sizeof specs [0] && ok; i++) {
@@ -579,6 +581,7 @@ s_ensure_ready (s_mongo_t *self)
 /* -------------------------------------------------------------- open/close */
 
 static void s_close (void *impl);
+static int s_cache_load (s_mongo_t *self, int64_t from_position);
 
 /* A URI option the operator did not set gets the store's default. */
 static void
@@ -685,8 +688,13 @@ s_open (const char *location, config_t *config)
      * retry until it is back. */
     if (s_ensure_ready (self))
         log_warn (NULL, NULL, "mongodb: database '%.64s' not ready yet; appends will wait for it", self->database);
-    else
+    else {
         log_info (NULL, NULL, "mongodb: event log in database '%.64s', head %" PRId64, self->database, self->head);
+        /* Warm the tail cache with one query: after a restart, readers catching up and
+         * handlers re-reading recent streams are then answered from memory. */
+        if (self->head > 0)
+            s_cache_load (self, self->head > S_CACHE_MAX_EVENTS ? self->head - S_CACHE_MAX_EVENTS + 1 : 1);
+    }
     return self;
 fail:
     s_close (self);

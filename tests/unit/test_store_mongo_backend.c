@@ -544,6 +544,51 @@ test_lost_answer_is_recognised (void **state)
     store_events_reset (&ev);
 }
 
+/* A dead store's last insert lands after this store read the head (positions taken
+ * behind its back): the append must not overlap it, but go on from the new head. */
+static void
+test_position_taken_behind_the_store (void **state)
+{
+    S_REQUIRE_SERVER ();
+    fixture_t *f = *state;
+    test_append_t a, b;
+    s_make (&a, "s1", 0, "c-1", 2);
+    assert_int_equal (s_one (f->backend, &a).kind, STORE_OUTCOME_APPENDED);
+    mongoc_client_t *client = mongoc_client_new (s_server.uri);
+    assert_non_null (client);
+    mongoc_collection_t *events = mongoc_client_get_collection (client, f->database, "events");
+    bson_t *doc = BCON_NEW ("_id", BCON_UTF8 ("zombie"), "stream", BCON_UTF8 ("z"),
+                            "first_version", BCON_INT64 (1), "last_version", BCON_INT64 (2),
+                            "first_position", BCON_INT64 (3), "last_position", BCON_INT64 (4),
+                            "batch", BCON_INT64 (1), "ts", BCON_INT64 (1), "corr", BCON_UTF8 (""),
+                            "fingerprint", BCON_UTF8 (""), "result", BCON_BIN (0, (const uint8_t *) "{}", 2),
+                            "events", "[",
+                            "{", "position", BCON_INT64 (3), "version", BCON_INT64 (1), "id", BCON_UTF8 ("z/0"),
+                            "type", BCON_UTF8 ("T"), "data", BCON_BIN (0, (const uint8_t *) "{}", 2), "}",
+                            "{", "position", BCON_INT64 (4), "version", BCON_INT64 (2), "id", BCON_UTF8 ("z/1"),
+                            "type", BCON_UTF8 ("T"), "data", BCON_BIN (0, (const uint8_t *) "{}", 2), "}",
+                            "]");
+    bson_error_t error;
+    assert_true (mongoc_collection_insert_one (events, doc, NULL, NULL, &error));
+    bson_destroy (doc);
+    mongoc_collection_destroy (events);
+    mongoc_client_destroy (client);
+
+    s_make (&b, "s2", 0, "c-2", 3);
+    store_outcome_t o = s_one (f->backend, &b);
+    assert_int_equal (o.kind, STORE_OUTCOME_APPENDED);
+    assert_int_equal (o.first_position, 5);
+    assert_int_equal (o.last_position, 7);
+    assert_int_equal (s_head_of (f->backend), 7);
+    store_events_t ev;
+    store_events_init (&ev);
+    assert_int_equal (store_backend_read_all (f->backend, 1, 100, &ev), 0);
+    assert_int_equal (ev.count, 7);
+    for (size_t i = 0; i < ev.count; i++)
+        assert_int_equal (ev.events [i].position, (int64_t) i + 1);
+    store_events_reset (&ev);
+}
+
 static void *
 s_restart_later (void *arg)
 {
@@ -613,6 +658,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_one_batch_many_cases, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_reopen_recovers_head_and_stream_index, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_lost_answer_is_recognised, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_position_taken_behind_the_store, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_server_down_then_back, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_bad_uri_fails_cleanly, s_setup, s_teardown),
     };
