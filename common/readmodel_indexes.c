@@ -89,9 +89,11 @@ readmodel_mongo_cleanup (void)
 mongoc_client_t *
 readmodel_mongo_client_new (config_t *config, int socket_timeout_ms, char *err, size_t err_size)
 {
+    /* The handler first: mongoc_init itself may warn, and a plain-text line would
+     * break the one-JSON-object-per-line log. */
+    mongoc_log_set_handler (s_mongoc_log, NULL);
     mongoc_init ();
     s_initialised = 1;
-    mongoc_log_set_handler (s_mongoc_log, NULL);
     const char *text = config_get (config, "mongodb_uri", RM_MONGODB_URI_DEFAULT);
     bson_error_t error;
     mongoc_uri_t *uri = mongoc_uri_new_with_error (text, &error);

@@ -607,8 +607,10 @@ s_driver_log (mongoc_log_level_t level, const char *domain, const char *message,
 static void *
 s_open (const char *location, config_t *config)
 {
-    mongoc_init ();
+    /* The handler first: mongoc_init itself may warn (e.g. "Falling back to malloc
+     * for counters"), and every line on stderr must be a JSON log line. */
     mongoc_log_set_handler (s_driver_log, NULL);
+    mongoc_init ();
     s_mongo_t *self = calloc (1, sizeof (s_mongo_t));
     if (!self)
         return NULL;
