@@ -84,6 +84,8 @@ main (int argc, char *argv [])
     server = store_server_new (&backend, router, pub);
     if (!server)
         goto done;
+    /* The handlers' store timeout is how long an append is awaited (same file). */
+    store_server_set_expiry (server, config_get_long (config, "handler_store_timeout_ms", 8000));
     ready_signal ();
     rc = store_server_run (server, NULL) == 0 ? 0 : 1;
 done:

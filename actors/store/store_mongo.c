@@ -583,6 +583,20 @@ s_ensure_ready (s_mongo_t *self)
 static void s_close (void *impl);
 static int s_cache_load (s_mongo_t *self, int64_t from_position);
 
+/* Remembers the version of every stream with an event in the cached tail, when
+ * that tail reaches the head: a stream's last event in a suffix of the log is its
+ * last event at all. Handlers retrying their commands after a store restart hit
+ * exactly these streams, and each would otherwise cost a walk of the stream index. */
+static void
+s_versions_from_cache (s_mongo_t *self)
+{
+    const store_events_t *cache = &self->cache;
+    if (cache->count == 0 || cache->events [cache->count - 1].position != self->head)
+        return;
+    for (size_t i = 0; i < cache->count; i++)
+        s_remember_version (self, cache->events [i].stream, cache->events [i].version);
+}
+
 /* A URI option the operator did not set gets the store's default. */
 static void
 s_uri_default (mongoc_uri_t *uri, const char *option, int32_t value)
@@ -694,8 +708,9 @@ s_open (const char *location, config_t *config)
         log_info (NULL, NULL, "mongodb: event log in database '%.64s', head %" PRId64, self->database, self->head);
         /* Warm the tail cache with one query: after a restart, readers catching up and
          * handlers re-reading recent streams are then answered from memory. */
-        if (self->head > 0)
-            s_cache_load (self, self->head > S_CACHE_MAX_EVENTS ? self->head - S_CACHE_MAX_EVENTS + 1 : 1);
+        if (self->head > 0
+        &&  s_cache_load (self, self->head > S_CACHE_MAX_EVENTS ? self->head - S_CACHE_MAX_EVENTS + 1 : 1) == 0)
+            s_versions_from_cache (self);
     }
     return self;
 fail:

@@ -45,6 +45,9 @@ struct _store_server_t {
     size_t n_items;
     store_events_t committed;       /* the live feed of the current batch */
     store_events_t read;            /* scratch for read answers */
+    int64_t expiry_us;              /* 0: requests never expire */
+    int64_t expired;                /* count since the last warning */
+    int64_t expired_warned_ms;
 };
 
 store_server_t *
@@ -88,6 +91,12 @@ store_server_new (store_backend_t **backend_p, const char *router_endpoint, cons
 fail:
     store_server_destroy (&self);
     return NULL;
+}
+
+void
+store_server_set_expiry (store_server_t *self, int64_t expiry_ms)
+{
+    self->expiry_us = expiry_ms > 0 ? expiry_ms * 1000 : 0;
 }
 
 void
@@ -150,6 +159,20 @@ s_classify (store_server_t *self, s_request_t *req)
         return;
     }
     const envelope_t *env = &req->env;
+    /* A request older than its sender's timeout has been answered "unavailable"
+     * already and will come again: doing it now only delays the requests that are
+     * still awaited. Without this, a store that falls behind (a restart, a slow
+     * database) works through ever more copies of the same retried commands and
+     * never catches up. */
+    if (self->expiry_us > 0 && env->timestamp_us > 0
+    &&  (streq (env->type, "store.append") || streq (env->type, "store.read_stream"))
+    &&  envelope_now_us () - env->timestamp_us > self->expiry_us) {
+        self->expired++;
+        req->kind = S_KIND_ERROR;
+        req->error = "expired";
+        req->detail = "request older than the sender's timeout: not done";
+        return;
+    }
     if (streq (env->type, "store.append")) {
         if (store_append_decode (env->body, env->body_size, &req->append)) {
             s_log_malformed (req->msg, "store.append body");
@@ -387,6 +410,12 @@ s_handle_router (store_server_t *self)
     }
     if (committed && self->committed.count > 0)
         s_publish (self);
+    if (self->expired > 0 && zclock_mono () - self->expired_warned_ms >= 10000) {
+        log_warn (NULL, NULL, "%" PRId64 " requests expired before the store reached them (older than %" PRId64
+                  " ms): the store is behind its senders", self->expired, self->expiry_us / 1000);
+        self->expired = 0;
+        self->expired_warned_ms = zclock_mono ();
+    }
     store_events_reset (&self->committed);
     store_outcomes_free (self->outcomes, self->n_items);
     for (size_t i = 0; i < self->n_requests; i++) {
@@ -435,6 +464,7 @@ store_server_actor (zsock_t *pipe, void *args)
     zsock_signal (pipe, self ? 0 : 255);
     if (!self)
         return;
+    store_server_set_expiry (self, a->expiry_ms);
     store_server_run (self, pipe);
     store_server_destroy (&self);
 }

@@ -20,6 +20,10 @@ store_server_t *store_server_new (store_backend_t **backend_p, const char *route
                                   const char *pub_endpoint);
 void store_server_destroy (store_server_t **self_p);
 
+/* Appends and stream reads whose envelope is older than expiry_ms (the senders'
+ * timeout) are answered store.error "expired" without being done; 0 turns it off. */
+void store_server_set_expiry (store_server_t *self, int64_t expiry_ms);
+
 /* Serves until interrupted (SIGINT/SIGTERM) or until pipe, which may be NULL,
  * delivers "$TERM". The batch in hand is always finished first. Returns 0. */
 int store_server_run (store_server_t *self, zsock_t *pipe);
@@ -30,6 +34,7 @@ typedef struct {
     store_backend_t *backend;
     const char *router_endpoint;
     const char *pub_endpoint;
+    int64_t expiry_ms;          /* store_server_set_expiry; 0 off */
 } store_server_args_t;
 void store_server_actor (zsock_t *pipe, void *args);
 

@@ -28,7 +28,9 @@ def _start(request, **kw):
     assert not alive, "processes left after the supervisor stopped: %s" % alive
     failed = request.node.rep_call.failed if hasattr(request.node, "rep_call") else False
     if failed:
-        print("---- dossier log (tail) ----\n" + d.tail_log(200))
+        print("---- dossier log (digest) ----\n" + d.digest_log())
+        if kw.get("backend") == "mongodb":
+            print("---- FerretDB log (tail) ----\n" + request.getfixturevalue("ferretdb").tail_log(30))
     assert code == 0, "supervisor exit code %s\n%s" % (code, d.tail_log(80))
     if not failed:
         d.cleanup()

@@ -151,6 +151,36 @@ class Dossier:
         with open(self.log_path, "rb") as f:
             return b"\n".join(f.read().splitlines()[-n:]).decode("utf-8", "replace")
 
+    def digest_log(self, per_process=6, max_kinds=40):
+        """What a failed test prints: every kind of warning or error once (with its
+        count and first time), then the last lines of each process. CI shows only a
+        part of the output, so one noisy process must not hide the others."""
+        kinds, order, tails = {}, [], {}
+        with open(self.log_path, "rb") as f:
+            for raw in f:
+                line = raw.decode("utf-8", "replace").rstrip()
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    entry = {"process": "?", "level": "raw", "msg": line}
+                proc = entry.get("process", "?")
+                tails.setdefault(proc, []).append(line)
+                del tails[proc][:-per_process]
+                if entry.get("level") in ("warn", "error", "fatal", "raw"):
+                    key = (proc, entry.get("level"), str(entry.get("msg", ""))[:60])
+                    if key not in kinds:
+                        kinds[key] = [0, entry.get("time", ""), line]
+                        order.append(key)
+                    kinds[key][0] += 1
+        out = ["-- warnings and errors (count, first seen) --"]
+        for key in order[:max_kinds]:
+            count, first, line = kinds[key]
+            out.append("%6d  %s  %s" % (count, first, line[:400]))
+        for proc, lines in sorted(tails.items()):
+            out.append("-- last lines of %s --" % proc)
+            out.extend(l[:400] for l in lines)
+        return "\n".join(out)
+
     # -- HTTP --------------------------------------------------------------
     def request(self, method, path, body=None, headers=None, timeout=30):
         data = body

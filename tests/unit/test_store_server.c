@@ -49,6 +49,7 @@ s_failing_append (void *impl, const store_batch_item_t *items, size_t count, int
 }
 
 static store_backend_ops_t s_failing_ops;
+static int64_t s_expiry_ms = 0;         /* of the next fixture's store */
 
 static int
 s_setup_with (void **state, const store_backend_ops_t *ops)
@@ -65,6 +66,7 @@ s_setup_with (void **state, const store_backend_ops_t *ops)
     assert_non_null (f->args.backend);
     f->args.router_endpoint = f->router_ep;
     f->args.pub_endpoint = f->pub_ep;
+    f->args.expiry_ms = s_expiry_ms;
     /* zactor_new returns once the actor has bound (or failed): no sleeping. */
     f->store = zactor_new (store_server_actor, &f->args);
     assert_non_null (f->store);
@@ -83,6 +85,15 @@ static int
 s_setup (void **state)
 {
     return s_setup_with (state, &store_sqlite_ops);
+}
+
+static int
+s_setup_expiring (void **state)
+{
+    s_expiry_ms = 2000;
+    int rc = s_setup_with (state, &store_sqlite_ops);
+    s_expiry_ms = 0;
+    return rc;
 }
 
 static int
@@ -111,11 +122,15 @@ s_teardown (void **state)
     return 0;
 }
 
+/* How old the next requests claim to be (their envelope timestamp in the past). */
+static int64_t s_send_age_us = 0;
+
 static void
 s_send (zsock_t *sock, const char *type, const char *id, const char *body, size_t size)
 {
     envelope_t env;
     envelope_init (&env, type, id);
+    env.timestamp_us -= s_send_age_us;
     envelope_set (env.correlation_id, sizeof env.correlation_id, "corr-test");
     envelope_set (env.key, sizeof env.key, "stream-key");
     env.body = body;
@@ -326,6 +341,38 @@ test_failed_commit_acknowledges_nothing (void **state)
     assert_string_equal (cmd, "cmd-ok");
 }
 
+/* A request older than its sender's timeout is answered "expired" and not done
+ * (its sender gave up and will retry); a fresh one, and a read_all whatever its
+ * age (subscribers re-ask on their own), are served. */
+static void
+test_expired_requests_are_not_done (void **state)
+{
+    fixture_t *f = *state;
+    store_reply_t reply;
+    s_send_age_us = 5 * 1000000;
+    s_append (f->client, "case-1", 0, "cmd-old", 2);
+    size_t size = 0;
+    char *body = store_read_stream_encode ("case-1", 1, &size);
+    s_send (f->client, "store.read_stream", "read-old", body, size);
+    free (body);
+    body = store_read_all_encode (1, 100, &size);
+    s_send (f->client, "store.read_all", "read-all-old", body, size);
+    free (body);
+    s_send_age_us = 0;
+    s_expect_reply (f, "store.error", "cmd-old", &reply);
+    assert_string_equal (reply.error, "expired");
+    s_expect_reply (f, "store.error", "read-old", &reply);
+    assert_string_equal (reply.error, "expired");
+    int64_t first, last, head;
+    assert_int_equal (s_expect_events (f->client, &first, &last, &head, NULL), 0);
+    assert_int_equal (head, 0);                 /* nothing was appended */
+
+    s_append (f->client, "case-1", 0, "cmd-old", 2);
+    s_expect_reply (f, "store.appended", "cmd-old", &reply);
+    assert_int_equal (reply.first_position, 1);
+    assert_int_equal (reply.last_position, 2);
+}
+
 static void
 test_bind_failure (void **state)
 {
@@ -355,6 +402,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_append_reply_and_feed, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_malformed_input, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_failed_commit_acknowledges_nothing, s_setup_failing, s_teardown),
+        cmocka_unit_test_setup_teardown (test_expired_requests_are_not_done, s_setup_expiring, s_teardown),
         cmocka_unit_test (test_bind_failure),
     };
     int rc = cmocka_run_group_tests (tests, NULL, NULL);
