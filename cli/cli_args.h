@@ -19,7 +19,8 @@ typedef enum {
 #define CLI_INGEST_TIMEOUT_S   300.0    /* overall deadline of dossier ingest */
 #define CLI_INGEST_WINDOW      1000     /* lines in flight */
 #define CLI_CTL_TIMEOUT_S      2.0      /* status and stop: the supervisor answers at once */
-#define CLI_REBUILD_TIMEOUT_S  10.0     /* rebuild: longest silence from the projector */
+#define CLI_REBUILD_TIMEOUT_S  60.0     /* rebuild: longest silence from the projector (one page
+                                          * into a slow or busy database can take many seconds) */
 #define CLI_MIGRATE_TIMEOUT_S  60.0     /* migrate: the whole run */
 
 typedef struct {
