@@ -11,6 +11,7 @@
 #include "envelope.h"
 #include "ids.h"
 #include "log.h"
+#include "metrics_export.h"
 #include "ready.h"
 
 #include <ctype.h>
@@ -527,6 +528,17 @@ s_advance_stop (self_t *self, int64_t now)
     self->phase = PHASE_DONE;
 }
 
+/* The series of one supervised process in family name (labels child, child_instance). */
+static metric_t *
+s_child_metric (process_t *proc, const char *name, const char *help, bool counter)
+{
+    char labels [160], child [96];
+    metrics_label_value (child, sizeof child, proc->name);
+    snprintf (labels, sizeof labels, "child=\"%s\",child_instance=\"%d\"", child, proc->instance);
+    return counter ? metrics_counter (metrics_process (), name, help, labels)
+                   : metrics_gauge (metrics_process (), name, help, labels);
+}
+
 /* Timers: restarts due, readiness deadlines, and the start / stop walk. */
 static void
 s_tick (self_t *self)
@@ -534,9 +546,14 @@ s_tick (self_t *self)
     int64_t now = zclock_mono ();
     for (size_t i = 0; i < process_table_size (self->table); i++) {
         process_t *proc = process_table_at (self->table, i);
+        metric_set (s_child_metric (proc, "dossier_supervisor_child_up",
+                                    "1 when the supervised process is running and ready, else 0.", false),
+                    proc->state == PROCESS_RUNNING ? 1 : 0);
         if (proc->state == PROCESS_BACKOFF && now >= proc->restart_at_ms
         &&  self->phase != PHASE_STOPPING && self->phase != PHASE_DONE) {
             proc->restarts++;
+            metric_add (s_child_metric (proc, "dossier_supervisor_restarts_total",
+                                        "Restarts of a supervised process after it exited.", true), 1);
             s_spawn (self, proc);
         }
         else
@@ -755,12 +772,15 @@ supervisor_run (int argc, char **argv)
         return 1;
     }
     log_init ("supervisor", config_get (config, "log_level", "info"));
+    /* Started before any child: they exec at once, so the writer thread stays ours. */
+    metrics_export_start (config, "supervisor");
     self_t *self = s_self_new (config);
     int rc = 1;
     if (self) {
         rc = s_self_run (self);
         s_self_destroy (&self);
     }
+    metrics_export_stop ();
     config_destroy (&config);
     return rc;
 }
