@@ -146,8 +146,10 @@ s_series (metrics_t *self, const char *name, const char *help, const char *label
     if (!self || !s_valid_name (name))
         return NULL;
     labels = labels ? labels : "";
+    /* Lookups may happen per message: small keys stay on the stack. */
+    char small [256];
     size_t key_size = strlen (name) + strlen (labels) + 3;
-    char *key = malloc (key_size);
+    char *key = key_size <= sizeof small ? small : malloc (key_size);
     if (!key)
         return NULL;
     snprintf (key, key_size, "%s{%s}", name, labels);
@@ -188,7 +190,8 @@ s_series (metrics_t *self, const char *name, const char *help, const char *label
     family->last = metric;
 done:
     pthread_mutex_unlock (&self->lock);
-    free (key);
+    if (key != small)
+        free (key);
     return metric;
 }
 
