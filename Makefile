@@ -48,6 +48,9 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+# The gateway embeds the REST API's description with .incbin (actors/gateway/openapi.c).
+$(BUILD)/actors/gateway/openapi.o: schemas/openapi.json
+
 $(BUILD)/libdossier.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(AR) rcs $@ $^
@@ -92,6 +95,21 @@ test: deps
 
 valgrind: all
 	@set -e; for t in $(UNIT_BINS); do valgrind -q --leak-check=full --error-exitcode=1 $$t; done
+
+# Benchmarks (bench/README.md): the C limits and tools build into $(BUILD)/bench/, then
+# bench/run.py starts Dossier like the e2e harness and measures. BENCH_ARGS="--quick" etc.
+BENCH_SRC  := $(wildcard bench/*.c)
+BENCH_BINS := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+.PHONY: bench bench-tools
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libdossier.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libdossier.a $(LDLIBS)
+
+bench-tools: $(PROC_BINS) $(BENCH_BINS)
+
+bench: deps
+	@$(MAKE) --no-print-directory bench-tools
+	DOSSIER_BIN_DIR=$(CURDIR)/$(BIN) DOSSIER_BENCH_DIR=$(CURDIR)/$(BUILD)/bench python3 bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf build build-san

@@ -2,6 +2,7 @@
  * runs one subcommand (cli_ingest.c, cli_status.c, cli_rebuild.c). */
 #include "cli_args.h"
 #include "cli_commands.h"
+#include "cmd_config.h"
 
 #include "config.h"
 #include "log.h"
@@ -13,6 +14,8 @@
 int
 main (int argc, char **argv)
 {
+    if (cli_config_is_command (argc, argv))     /* needs no config file: cmd_config.c */
+        return cli_config_main (argc, argv, stdout, stderr);
     cli_args_t args;
     char error [256];
     if (cli_args_parse (argc, argv, &args, error, sizeof error) != 0) {

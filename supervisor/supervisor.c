@@ -192,7 +192,7 @@ s_self_new (config_t *config)
     self_t *self = calloc (1, sizeof (self_t));
     if (!self)
         return NULL;
-    char *endpoint = NULL;
+    char *endpoint = NULL, *bind = NULL;
     self->config = config;
     self->table = process_table_new ();
     if (!self->table)
@@ -226,17 +226,21 @@ s_self_new (config_t *config)
         log_error (NULL, NULL, "another supervisor is already running at %s", endpoint);
         goto fail;
     }
+    /* In use: probed at the name clients connect to; bound where ZeroMQ can bind. */
+    bind = endpoints_bind_address (endpoint);
     self->control = zsock_new (ZMQ_ROUTER);
-    if (!self->control || zsock_bind (self->control, "%s", endpoint) == -1) {
+    if (!bind || !self->control || zsock_bind (self->control, "%s", bind) == -1) {
         log_error (NULL, NULL, "cannot bind control socket %s: %s", endpoint, zmq_strerror (zmq_errno ()));
         goto fail;
     }
     log_info (NULL, NULL, "supervisor control at %s, binaries in %s, %zu processes",
               endpoint, self->bin_dir, rows);
     free (endpoint);
+    free (bind);
     return self;
 fail:
     free (endpoint);
+    free (bind);
     s_self_destroy (&self);
     return NULL;
 }

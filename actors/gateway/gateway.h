@@ -11,7 +11,9 @@ typedef struct _gateway_t gateway_t;
 /* Binds the listener (config "http_addr", host:port, port 0 = any free port), opens
  * the read models lazily (<data_dir>/readmodels.db, or the MongoDB collections when
  * config "store" is mongodb: readmodel_reader.h) and connects to the broker
- * (endpoint broker_front). config is borrowed and must outlive the gateway.
+ * (endpoint broker_front). Config "gateway_cache_bytes" (default 8 MiB, 0 = off)
+ * bounds the cache of GET answers (response_cache.h); "body_limit" and
+ * "command_timeout_ms" bound writes. config is borrowed and must outlive the gateway.
  * Returns NULL on failure (logged). The gateway belongs to the thread that calls
  * gateway_run; create it there or hand it over before running. */
 gateway_t *gateway_new (config_t *config);

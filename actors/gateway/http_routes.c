@@ -21,6 +21,8 @@ typedef struct {
 static const s_route_def_t s_routes [] = {
     { { "health" },                                   1, "GET, HEAD",       GW_ACT_HEALTH,         0, 0 },
     { { "ready" },                                    1, "GET, HEAD",       GW_ACT_READY,          0, 0 },
+    { { "openapi.json" },                             1, "GET, HEAD",       GW_ACT_OPENAPI,        0, 0 },
+    { { "metrics" },                                  1, "GET, HEAD",       GW_ACT_METRICS,        0, 0 },
     { { "v1", "cases" },                              2, "GET, HEAD, POST", GW_ACT_LIST_CASES,     GW_ACT_CREATE_CASE, 0 },
     { { "v1", "cases", S_PARAM },                     3, "GET, HEAD",       GW_ACT_GET_CASE,       0, 0 },
     { { "v1", "cases", S_PARAM, "events" },           4, "GET, HEAD",       GW_ACT_CASE_EVENTS,    0, 0 },
@@ -93,38 +95,59 @@ s_method_is (const char *method, size_t len, const char *name)
     return len == strlen (name) && memcmp (method, name, len) == 0;
 }
 
+/* 1 if the segment (len bytes at seg) is the NUL-terminated name. */
+static int
+s_segment_is (const char *seg, size_t len, const char *name)
+{
+    return strncmp (name, seg, len) == 0 && name [len] == 0;
+}
+
 void
 gw_routes_match (const char *method, size_t method_len, const char *path, size_t path_len,
                  gw_route_t *route)
 {
-    memset (route, 0, sizeof (*route));
     route->action = GW_ACT_NOT_FOUND;
+    route->head = 0;
+    route->allow = NULL;
+    route->id [0] = 0;
     if (!method || !path || path_len == 0 || path [0] != '/')
         return;
-    /* The query (and a stray fragment) are not part of the route. */
-    for (size_t i = 0; i < path_len; i++)
-        if (path [i] == '?' || path [i] == '#') {
-            path_len = i;
-            break;
-        }
 
-    /* Split into at most S_MAX_SEGMENTS decoded segments; empty segments ("//",
-     * a trailing slash) match nothing, so they fall out as 404. */
-    char segs [S_MAX_SEGMENTS][GW_ID_MAX];
+    /* Split into at most S_MAX_SEGMENTS segments, up to the query (or a stray
+     * fragment), which are not part of the route. Empty segments ("//", a trailing
+     * slash) match nothing, so they fall out as 404. A segment with escapes is
+     * decoded into decoded[]; the others are used as they are, without a copy. */
+    const char *seg [S_MAX_SEGMENTS];
     size_t seg_len [S_MAX_SEGMENTS];
+    char decoded [S_MAX_SEGMENTS][GW_ID_MAX];
     size_t count = 0;
     size_t pos = 1;
     while (1) {
         size_t end = pos;
-        while (end < path_len && path [end] != '/')
+        int escaped = 0;
+        while (end < path_len && path [end] != '/' && path [end] != '?' && path [end] != '#') {
+            if (path [end] == '%')
+                escaped = 1;
             end++;
+        }
         if (count == S_MAX_SEGMENTS || end == pos)
             return;
-        int n = gw_percent_decode (path + pos, end - pos, segs [count], GW_ID_MAX, 0);
-        if (n <= 0)
-            return;
-        seg_len [count++] = (size_t) n;
-        if (end >= path_len)
+        if (escaped) {
+            int n = gw_percent_decode (path + pos, end - pos, decoded [count], GW_ID_MAX, 0);
+            if (n <= 0)
+                return;
+            seg [count] = decoded [count];
+            seg_len [count] = (size_t) n;
+        }
+        else {
+            /* as gw_percent_decode would: at most GW_ID_MAX - 1 bytes, no NUL */
+            if (end - pos >= GW_ID_MAX || memchr (path + pos, 0, end - pos))
+                return;
+            seg [count] = path + pos;
+            seg_len [count] = end - pos;
+        }
+        count++;
+        if (end >= path_len || path [end] != '/')
             break;
         pos = end + 1;
     }
@@ -136,19 +159,21 @@ gw_routes_match (const char *method, size_t method_len, const char *path, size_t
         int param = -1;
         size_t i;
         for (i = 0; i < count; i++) {
-            if (strcmp (def->segments [i], S_PARAM) == 0)
+            if (def->segments [i][0] == '{')
                 param = (int) i;
             else
-            if (strcmp (def->segments [i], segs [i]) != 0)
+            if (!s_segment_is (seg [i], seg_len [i], def->segments [i]))
                 break;
         }
         if (i < count)
             continue;
-        if (param >= 0 && !s_valid_id (segs [param], seg_len [param]))
+        if (param >= 0 && !s_valid_id (seg [param], seg_len [param]))
             return;
         route->allow = def->allow;
-        if (param >= 0)
-            memcpy (route->id, segs [param], seg_len [param] + 1);
+        if (param >= 0) {
+            memcpy (route->id, seg [param], seg_len [param]);
+            route->id [seg_len [param]] = 0;
+        }
         gw_action_t action = 0;
         if (s_method_is (method, method_len, "GET"))
             action = def->on_get;

@@ -29,8 +29,12 @@ typedef enum {
     GW_ACT_COMPANY_OWNERS,
     GW_ACT_GET_PERSON,
     GW_ACT_GET_DOCUMENT,
-    GW_ACT_UPDATE_DOCUMENT      /* POST /v1/documents/{id}/status and PATCH /v1/documents/{id} */
+    GW_ACT_UPDATE_DOCUMENT,     /* POST /v1/documents/{id}/status and PATCH /v1/documents/{id} */
+    GW_ACT_OPENAPI,             /* GET /openapi.json: the API's description */
+    GW_ACT_METRICS              /* GET /metrics: Prometheus text of every process */
 } gw_action_t;
+
+#define GW_ACT_COUNT (GW_ACT_METRICS + 1)       /* how many actions there are */
 
 typedef struct {
     gw_action_t action;

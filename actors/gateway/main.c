@@ -4,6 +4,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "metrics_export.h"
 #include "readmodel_indexes.h"
 #include "ready.h"
 
@@ -29,10 +30,12 @@ main (int argc, char *argv [])
         return 1;
     }
     log_init ("gateway", config_get (config, "log_level", "info"));
+    metrics_export_start (config, "gateway");
     /* czmq installs its SIGINT/SIGTERM handlers here, before any thread exists. */
     zsys_init ();
     gateway_t *gateway = gateway_new (config);
     if (!gateway) {
+        metrics_export_stop ();
         log_error (NULL, NULL, "gateway failed to start");
         config_destroy (&config);
         return 1;
@@ -40,6 +43,7 @@ main (int argc, char *argv [])
     ready_signal ();
     gateway_run (gateway);
     gateway_destroy (&gateway);
+    metrics_export_stop ();
     config_destroy (&config);
     readmodel_mongo_cleanup ();
     return 0;

@@ -80,6 +80,19 @@ gw_reader_reason (gw_reader_t *self)
     return self->ops->reason (self->impl);
 }
 
+uint64_t
+gw_reader_snapshot (gw_reader_t *self)
+{
+    return self->ops->snapshot ? self->ops->snapshot (self->impl) : 0;
+}
+
+void
+gw_reader_release (gw_reader_t *self)
+{
+    if (self->ops->release)
+        self->ops->release (self->impl);
+}
+
 static int
 s_object (gw_reader_t *self, gw_rm_object_t which, const char *id, gw_buf_t *out)
 {
@@ -155,48 +168,47 @@ gw_reader_cases (gw_reader_t *self, const gw_cases_query_t *query, gw_buf_t *out
     return out->failed ? GW_READER_UNAVAILABLE : GW_READER_OK;
 }
 
-/* out = prefix + rows of which under id + suffix, after checking the parent exists. */
+/* out = {[case_id,]"<field>":[rows of which under id]}, after checking the parent
+ * exists. */
 static int
 s_sub_list (gw_reader_t *self, gw_rm_object_t parent, gw_rm_list_t which, const char *id,
-            gw_buf_t *out, const char *prefix, const char *suffix)
+            gw_buf_t *out, int with_case_id, const char *field)
 {
     gw_buf_reset (out);
     int rc = self->ops->exists (self->impl, parent, id);
     if (rc != GW_READER_OK)
         return rc;
-    gw_buf_append_str (out, prefix);
+    gw_buf_append_str (out, "{");
+    if (with_case_id) {
+        gw_buf_append_str (out, "\"case_id\":");
+        gw_buf_append_json_string (out, id, strlen (id));
+        gw_buf_append_str (out, ",");
+    }
+    gw_buf_append_str (out, field);
+    gw_buf_append_str (out, ":[");
     rc = self->ops->rows (self->impl, which, id, out);
     if (rc != GW_READER_OK) {
         gw_buf_reset (out);
         return rc;
     }
-    gw_buf_append_str (out, suffix);
+    gw_buf_append_str (out, "]}");
     return out->failed ? GW_READER_UNAVAILABLE : GW_READER_OK;
 }
 
 int
 gw_reader_case_events (gw_reader_t *self, const char *case_id, gw_buf_t *out)
 {
-    gw_buf_t prefix;
-    gw_buf_init (&prefix);
-    gw_buf_append_str (&prefix, "{\"case_id\":");
-    gw_buf_append_json_string (&prefix, case_id, strlen (case_id));
-    gw_buf_append_str (&prefix, ",\"events\":[");
-    const char *text = gw_buf_cstr (&prefix);
-    int rc = text ? s_sub_list (self, GW_RM_CASE, GW_RM_CASE_EVENTS, case_id, out, text, "]}")
-                  : GW_READER_UNAVAILABLE;
-    gw_buf_free (&prefix);
-    return rc;
+    return s_sub_list (self, GW_RM_CASE, GW_RM_CASE_EVENTS, case_id, out, 1, "\"events\"");
 }
 
 int
 gw_reader_case_documents (gw_reader_t *self, const char *case_id, gw_buf_t *out)
 {
-    return s_sub_list (self, GW_RM_CASE, GW_RM_CASE_DOCUMENTS, case_id, out, "{\"items\":[", "]}");
+    return s_sub_list (self, GW_RM_CASE, GW_RM_CASE_DOCUMENTS, case_id, out, 0, "\"items\"");
 }
 
 int
 gw_reader_company_owners (gw_reader_t *self, const char *company_id, gw_buf_t *out)
 {
-    return s_sub_list (self, GW_RM_COMPANY, GW_RM_COMPANY_OWNERS, company_id, out, "{\"items\":[", "]}");
+    return s_sub_list (self, GW_RM_COMPANY, GW_RM_COMPANY_OWNERS, company_id, out, 0, "\"items\"");
 }

@@ -10,6 +10,8 @@
 #include "http_reply.h"
 #include "http_routes.h"
 
+#include <stdint.h>
+
 typedef struct _gw_reader_t gw_reader_t;
 
 /* Outcomes of every query below. */
@@ -24,10 +26,12 @@ gw_reader_t *gw_reader_new (const char *path);
 
 /* Creates the reader config "store" names: "sqlite" (default) reads
  * <data_dir>/readmodels.db as above; "mongodb" reads the collections of
- * "mongodb_database" at "mongodb_uri" through one client with short timeouts (a
- * database that is down costs a request about a second at most, then fails at once
- * for a few seconds). config is borrowed. Returns NULL on OOM, an unknown store or a
- * MongoDB setting that cannot work (logged). */
+ * "mongodb_database" at "mongodb_uri" through one client with short timeouts, and a
+ * probe thread pings the database twice a second with a client of its own: once a
+ * read or a ping failed, reads fail at once until a later ping succeeds, so an
+ * outage costs the caller one read's timeout (2 s at most), not one per second.
+ * config is borrowed. Returns NULL on OOM, an unknown store or a MongoDB setting
+ * that cannot work (logged). */
 gw_reader_t *gw_reader_new_config (config_t *config);
 void gw_reader_destroy (gw_reader_t **self_p);
 
@@ -35,11 +39,23 @@ void gw_reader_destroy (gw_reader_t **self_p);
 const char *gw_reader_backend (gw_reader_t *self);
 
 /* SQLite: opens the database if it is not open; 1 when it is open and has the
- * read-model tables. MongoDB: 1 when the database answered a ping within the last
- * second (the answer is cached that long, and a failed read counts as a failed
- * ping). Else 0, and gw_reader_reason says why (static text, for /ready). */
+ * read-model tables. MongoDB: the probe's verdict (1 when its last ping, or the
+ * last read, succeeded after the last failure), without waiting on the network; only
+ * a call before anything is known pings itself. Else 0, and gw_reader_reason says
+ * why (static text, for /ready). */
 int gw_reader_ready (gw_reader_t *self);
 const char *gw_reader_reason (gw_reader_t *self);
+
+/* Starts, unless one is already open, a read snapshot: every query until
+ * gw_reader_release sees the same data, and the returned generation names that
+ * data (1 or more; equal generations, equal answers; it only moves forward). 0 when
+ * no snapshot can be had now or the backend cannot tell when its data changes
+ * (MongoDB): then nothing may be cached. SQLite: one read transaction and a look
+ * at "PRAGMA data_version", instead of one transaction per query. */
+uint64_t gw_reader_snapshot (gw_reader_t *self);
+/* Ends the snapshot, if any (the event loop does it once per turn, so that no
+ * answer is older than the turn that gives it and the log's writer can checkpoint). */
+void gw_reader_release (gw_reader_t *self);
 
 /* Single objects: out receives the stored JSON (out is reset first). */
 int gw_reader_case (gw_reader_t *self, const char *id, gw_buf_t *out);

@@ -44,6 +44,11 @@ typedef struct {
      * *more = 1 when at least one more row matches. */
     int  (*cases) (void *impl, const gw_cases_query_t *query, int limit, gw_buf_t *out,
                    int64_t *last_seq, int *more);
+    /* Optional (NULL: the backend cannot tell when its data changes). Starts, unless
+     * one is open, a read snapshot every query shares until release; returns the
+     * generation of the data it sees, 0 when no snapshot could be had. */
+    uint64_t (*snapshot) (void *impl);
+    void (*release) (void *impl);
 } gw_reader_ops_t;
 
 /* SQLite: the file at path, opened read-only and lazily. NULL only on OOM. */

@@ -1,18 +1,24 @@
 /* readmodel_reader_mongo — keyed lookups on the MongoDB read models
  * (schemas/readmodels.md) through one single-threaded client owned by the loop
  * thread. Each answer is the stored JSON string, appended as it is. A database that
- * is down must never hold the event loop: the client has short timeouts, and after a
- * failure reads answer "unavailable" at once for a second before trying again. */
+ * is down must never hold the event loop: a probe thread with a client of its own
+ * pings it twice a second, /ready reads the probe's verdict, and once a read or a
+ * ping has failed, reads answer "unavailable" at once until a later ping succeeds.
+ * So an outage costs the loop one read's timeout at most, not one per second. */
 #include "readmodel_reader_backend.h"
 #include "readmodel_indexes.h"
 #include "log.h"
 
 #include <czmq.h>
 #include <mongoc/mongoc.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-#define S_PING_CACHE_MS     1000    /* /ready asks the database at most this often */
+#define S_PROBE_MS          500     /* the probe pings this often */
 #define S_SOCKET_TIMEOUT_MS 2000    /* a database that accepts but never answers */
 
 enum { S_CASES, S_COMPANIES, S_PERSONS, S_BOS, S_DOCUMENTS, S_EVENTS, S_COLL_COUNT };
@@ -23,13 +29,77 @@ static const char *s_coll_names [S_COLL_COUNT] = {
 };
 
 typedef struct {
-    mongoc_client_t *client;
+    mongoc_client_t *client;        /* the loop thread's */
     char *db_name;
     mongoc_collection_t *coll [S_COLL_COUNT];
-    int64_t checked_at;             /* zclock_mono of the last ping or failed read */
-    int up;                         /* its outcome */
-    int checked;                    /* at least one ping or read so far */
+    /* zclock_mono of the last success and of the last failure to reach the database,
+     * by the probe or a read; up when the last success is the later. 0 = never. */
+    atomic_llong up_at;
+    atomic_llong down_at;
+    atomic_int logged_up;           /* the state last logged: -1 none yet, 0 down, 1 up */
+    /* the probe thread and its own client */
+    mongoc_client_t *probe_client;
+    pthread_t probe;
+    int probe_started;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    int stopping;                   /* under lock */
 } s_self_t;
+
+/* Records the outcome of talking to the database (either thread); logs each change
+ * once. */
+static void
+s_mark (s_self_t *self, int up, const bson_error_t *error)
+{
+    long long now = (long long) zclock_mono ();
+    atomic_store (up ? &self->up_at : &self->down_at, now);
+    int before = atomic_exchange (&self->logged_up, up);
+    if (before == up)
+        return;
+    if (up)
+        log_info (NULL, NULL, "read models: mongodb %s answers%s", self->db_name, before == 0 ? " again" : "");
+    else
+        log_warn (NULL, NULL, "read models: mongodb %s not answering: %s", self->db_name,
+                  error ? error->message : "?");
+}
+
+/* 1 up, 0 down, -1 not known yet (nothing tried). */
+static int
+s_state (s_self_t *self)
+{
+    long long up = atomic_load (&self->up_at), down = atomic_load (&self->down_at);
+    if (!up && !down)
+        return -1;
+    return up > down;
+}
+
+static void *
+s_probe_run (void *arg)
+{
+    s_self_t *self = (s_self_t *) arg;
+    pthread_mutex_lock (&self->lock);
+    while (!self->stopping) {
+        pthread_mutex_unlock (&self->lock);
+        bson_t cmd = BSON_INITIALIZER, reply;
+        BSON_APPEND_INT32 (&cmd, "ping", 1);
+        bson_error_t error;
+        int up = mongoc_client_command_simple (self->probe_client, self->db_name, &cmd, NULL, &reply, &error) ? 1 : 0;
+        bson_destroy (&reply);
+        bson_destroy (&cmd);
+        s_mark (self, up, &error);
+        pthread_mutex_lock (&self->lock);
+        if (self->stopping)
+            break;
+        struct timespec until;
+        clock_gettime (CLOCK_REALTIME, &until);
+        until.tv_nsec += (long) S_PROBE_MS * 1000000L;
+        until.tv_sec += until.tv_nsec / 1000000000L;
+        until.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait (&self->wake, &self->lock, &until);
+    }
+    pthread_mutex_unlock (&self->lock);
+    return NULL;
+}
 
 static void
 s_destroy (void *impl)
@@ -37,9 +107,19 @@ s_destroy (void *impl)
     s_self_t *self = (s_self_t *) impl;
     if (!self)
         return;
+    if (self->probe_started) {
+        pthread_mutex_lock (&self->lock);
+        self->stopping = 1;
+        pthread_cond_signal (&self->wake);
+        pthread_mutex_unlock (&self->lock);
+        pthread_join (self->probe, NULL);
+    }
+    pthread_cond_destroy (&self->wake);
+    pthread_mutex_destroy (&self->lock);
     for (int i = 0; i < S_COLL_COUNT; i++)
         mongoc_collection_destroy (self->coll [i]);
     mongoc_client_destroy (self->client);
+    mongoc_client_destroy (self->probe_client);
     free (self->db_name);
     free (self);
 }
@@ -55,10 +135,17 @@ gw_reader_mongo_new (config_t *config)
     s_self_t *self = calloc (1, sizeof (s_self_t));
     if (!self)
         return NULL;
+    atomic_init (&self->up_at, 0);
+    atomic_init (&self->down_at, 0);
+    atomic_init (&self->logged_up, -1);
+    pthread_mutex_init (&self->lock, NULL);
+    pthread_cond_init (&self->wake, NULL);
     char err [300] = "out of memory";
     self->db_name = strdup (db_name);
     self->client = readmodel_mongo_client_new (config, S_SOCKET_TIMEOUT_MS, err, sizeof err);
-    if (!self->db_name || !self->client) {
+    if (self->client)
+        self->probe_client = readmodel_mongo_client_new (config, S_SOCKET_TIMEOUT_MS, err, sizeof err);
+    if (!self->db_name || !self->client || !self->probe_client) {
         log_error (NULL, NULL, "read models: %s", err);
         s_destroy (self);
         return NULL;
@@ -68,52 +155,46 @@ gw_reader_mongo_new (config_t *config)
             s_destroy (self);
             return NULL;
         }
+    /* The probe must not take SIGINT/SIGTERM: they belong to the loop thread. */
+    sigset_t block, saved;
+    sigemptyset (&block);
+    sigaddset (&block, SIGINT);
+    sigaddset (&block, SIGTERM);
+    pthread_sigmask (SIG_BLOCK, &block, &saved);
+    self->probe_started = pthread_create (&self->probe, NULL, s_probe_run, self) == 0;
+    pthread_sigmask (SIG_SETMASK, &saved, NULL);
+    if (!self->probe_started) {
+        log_error (NULL, NULL, "read models: cannot start the mongodb probe thread");
+        s_destroy (self);
+        return NULL;
+    }
     return self;
 }
 
-/* Records the outcome of talking to the database; logs each change once. */
-static void
-s_mark (s_self_t *self, int up, const bson_error_t *error)
-{
-    if (self->checked && up != self->up) {
-        if (up)
-            log_info (NULL, NULL, "read models: mongodb %s answers again", self->db_name);
-        else
-            log_warn (NULL, NULL, "read models: mongodb %s not answering: %s", self->db_name,
-                      error ? error->message : "?");
-    }
-    else
-    if (!self->checked && !up)
-        log_warn (NULL, NULL, "read models: mongodb %s not answering: %s", self->db_name,
-                  error ? error->message : "?");
-    self->checked = 1;
-    self->up = up;
-    self->checked_at = zclock_mono ();
-}
-
-/* 0 when a read may be tried now, -1 while a recent failure says the database is down. */
+/* 0 when a read may be tried now, -1 while the database is known to be down. */
 static int
 s_may_try (s_self_t *self)
 {
-    if (self->checked && !self->up && zclock_mono () - self->checked_at < S_PING_CACHE_MS)
-        return -1;
-    return 0;
+    return s_state (self) == 0 ? -1 : 0;
 }
 
 static int
 s_ready (void *impl)
 {
     s_self_t *self = (s_self_t *) impl;
-    if (self->checked && zclock_mono () - self->checked_at < S_PING_CACHE_MS)
-        return self->up;
-    bson_t cmd = BSON_INITIALIZER, reply;
-    BSON_APPEND_INT32 (&cmd, "ping", 1);
-    bson_error_t error;
-    int up = mongoc_client_command_simple (self->client, self->db_name, &cmd, NULL, &reply, &error) ? 1 : 0;
-    s_mark (self, up, &error);
-    bson_destroy (&reply);
-    bson_destroy (&cmd);
-    return up;
+    /* Nothing known yet (just started, the probe's first ping still out): ask once
+     * here, so that "ready" right after start means what it says. Afterwards it is
+     * the probe's verdict, and /ready never waits on the network. */
+    if (s_state (self) == -1) {
+        bson_t cmd = BSON_INITIALIZER, reply;
+        BSON_APPEND_INT32 (&cmd, "ping", 1);
+        bson_error_t error;
+        int up = mongoc_client_command_simple (self->client, self->db_name, &cmd, NULL, &reply, &error) ? 1 : 0;
+        bson_destroy (&reply);
+        bson_destroy (&cmd);
+        s_mark (self, up, &error);
+    }
+    return s_state (self) == 1;
 }
 
 static const char *
@@ -207,7 +288,7 @@ s_find (s_self_t *self, int i, const bson_t *filter, const bson_t *opts, s_appen
         result = GW_READER_UNAVAILABLE;
     }
     else
-    if (!self->up || !self->checked)
+    if (s_state (self) != 1)
         s_mark (self, 1, NULL);
     mongoc_cursor_destroy (cursor);
     if (found)

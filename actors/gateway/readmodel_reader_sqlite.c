@@ -1,6 +1,9 @@
 /* readmodel_reader_sqlite — keyed lookups on the projector's SQLite read models. The
  * connection is read-only and opened lazily, because the gateway may start before
- * the projector has created the file; statements are prepared once and reused. */
+ * the projector has created the file; statements are prepared once and reused.
+ * A snapshot is one read transaction shared by every query of an event-loop turn:
+ * one lock round instead of one per query, and "PRAGMA data_version" tells whether
+ * the projector committed anything since the last one. */
 #include "readmodel_reader_backend.h"
 #include "log.h"
 
@@ -24,6 +27,9 @@ enum {
     S_PERSON,
     S_DOCUMENT,
     S_DOCUMENT_CASE,
+    S_BEGIN,
+    S_COMMIT,
+    S_DATA_VERSION,
     S_LIST_FIRST,                   /* + filter mask: 1 client_id, 2 traitement_type, 4 status */
     S_COUNT = S_LIST_FIRST + 8
 };
@@ -39,6 +45,9 @@ static const char *s_sql [S_LIST_FIRST] = {
     [S_PERSON]         = "SELECT json FROM persons WHERE id = ?1",
     [S_DOCUMENT]       = "SELECT json FROM documents WHERE id = ?1",
     [S_DOCUMENT_CASE]  = "SELECT case_id FROM documents WHERE id = ?1",
+    [S_BEGIN]          = "BEGIN",
+    [S_COMMIT]         = "COMMIT",
+    [S_DATA_VERSION]   = "PRAGMA data_version",
 };
 
 typedef struct {
@@ -49,6 +58,9 @@ typedef struct {
     ino_t ino;
     int64_t checked_at;             /* zclock_mono of the last identity check */
     int failing_logged;             /* log "unavailable" once per outage, not per request */
+    int in_snapshot;                /* a read transaction is open (s_snapshot) */
+    int64_t data_version;           /* PRAGMA data_version at the last snapshot */
+    uint64_t generation;            /* moves on every (re)open and every data change */
 } s_self_t;
 
 void *
@@ -68,6 +80,8 @@ gw_reader_sqlite_new (const char *path)
 static void
 s_close (s_self_t *self)
 {
+    /* Closing ends any read transaction (SQLite rolls it back). */
+    self->in_snapshot = 0;
     for (int i = 0; i < S_COUNT; i++) {
         sqlite3_finalize (self->stmts [i]);
         self->stmts [i] = NULL;
@@ -112,8 +126,8 @@ s_stmt (s_self_t *self, int which)
             return NULL;
         }
     }
+    /* Every query binds all of its parameters, so no clear_bindings. */
     sqlite3_reset (self->stmts [which]);
-    sqlite3_clear_bindings (self->stmts [which]);
     return self->stmts [which];
 }
 
@@ -122,6 +136,9 @@ static int
 s_ensure_open (s_self_t *self)
 {
     struct stat st;
+    /* Inside a snapshot the file was checked when it began, a turn ago at most. */
+    if (self->in_snapshot)
+        return 0;
     if (self->db) {
         int64_t now = zclock_mono ();
         if (now - self->checked_at < S_RECHECK_MS)
@@ -136,9 +153,14 @@ s_ensure_open (s_self_t *self)
     }
     if (stat (self->path, &st) != 0)
         goto fail;
-    if (sqlite3_open_v2 (self->path, &self->db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+    /* NOMUTEX: the connection belongs to one thread (one reader per thread), so
+     * SQLite's per-call locking is pure cost. */
+    if (sqlite3_open_v2 (self->path, &self->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
         goto fail;
     sqlite3_busy_timeout (self->db, 100);
+    /* Another file, or the same one after a failure: nothing cached stays valid. */
+    self->generation++;
+    self->data_version = INT64_MIN;
     self->dev = st.st_dev;
     self->ino = st.st_ino;
     self->checked_at = zclock_mono ();
@@ -337,6 +359,59 @@ s_cases (void *impl, const gw_cases_query_t *query, int limit, gw_buf_t *out, in
     return out->failed ? GW_READER_UNAVAILABLE : GW_READER_OK;
 }
 
+/* Runs a statement that returns no row (BEGIN, COMMIT). 0 ok, -1 failed. */
+static int
+s_exec (s_self_t *self, int which)
+{
+    sqlite3_stmt *stmt = s_stmt (self, which);
+    if (!stmt)
+        return -1;
+    int rc = s_step (self, stmt);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+        return -1;
+    sqlite3_reset (stmt);
+    return 0;
+}
+
+static void
+s_release (void *impl)
+{
+    s_self_t *self = (s_self_t *) impl;
+    if (!self->in_snapshot)
+        return;
+    self->in_snapshot = 0;
+    /* A read transaction that cannot end would pin the projector's WAL: start over. */
+    if (self->db && s_exec (self, S_COMMIT))
+        s_close (self);
+}
+
+static uint64_t
+s_snapshot (void *impl)
+{
+    s_self_t *self = (s_self_t *) impl;
+    if (self->in_snapshot)
+        return self->generation;
+    if (s_ensure_open (self) || s_exec (self, S_BEGIN))
+        return 0;
+    self->in_snapshot = 1;
+    /* BEGIN is deferred: this first read is what takes the snapshot. */
+    sqlite3_stmt *stmt = s_stmt (self, S_DATA_VERSION);
+    int rc = stmt ? s_step (self, stmt) : SQLITE_ERROR;
+    if (rc != SQLITE_ROW) {
+        if (rc == SQLITE_DONE)
+            sqlite3_reset (stmt);
+        s_release (self);
+        return 0;
+    }
+    int64_t version = sqlite3_column_int64 (stmt, 0);
+    sqlite3_reset (stmt);
+    if (version != self->data_version) {
+        self->data_version = version;
+        self->generation++;
+    }
+    return self->generation;
+}
+
 const gw_reader_ops_t gw_reader_sqlite_ops = {
     .name = "sqlite",
     .destroy = s_destroy,
@@ -347,4 +422,6 @@ const gw_reader_ops_t gw_reader_sqlite_ops = {
     .document_case = s_document_case,
     .rows = s_rows,
     .cases = s_cases,
+    .snapshot = s_snapshot,
+    .release = s_release,
 };

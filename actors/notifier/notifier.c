@@ -255,7 +255,7 @@ s_self_new (config_t *config, zsock_t *pipe)
     self->notify_file = file ? strdup (file) : config_data_path (config, "notifications.jsonl");
     self->store_ep = endpoints_get (config, "store");
     self->pub_ep = endpoints_get (config, "store_pub");
-    self->notify_ep = endpoints_get (config, "notify_pub");
+    self->notify_ep = endpoints_get_bind (config, "notify_pub");     /* we bind it */
     if (!self->db_path || !self->notify_file || !self->store_ep || !self->pub_ep || !self->notify_ep) {
         log_error (NULL, NULL, "notifier: no usable endpoints or paths (ipc path too long?)");
         goto fail;

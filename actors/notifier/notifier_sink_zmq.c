@@ -56,7 +56,7 @@ notifier_sink_zmq_new (const char *endpoint)
     self->pub = zsock_new (ZMQ_PUB);
     if (self->pub) {
         zsock_set_linger (self->pub, 0);
-        if (zsock_bind (self->pub, "%s", endpoint) != 0) {
+        if (zsock_bind (self->pub, "%s", endpoint) == -1) {      /* tcp: returns the port */
             log_error (NULL, NULL, "notifier: cannot bind %s: %s", endpoint, zmq_strerror (zmq_errno ()));
             zsock_destroy (&self->pub);
         }

@@ -517,7 +517,7 @@ s_self_new (config_t *config, zsock_t *pipe)
     if (!self->ctl)
         goto fail;
     zsock_set_linger (self->ctl, 0);
-    if (zsock_bind (self->ctl, "%s", self->ctl_ep) != 0) {
+    if (zsock_bind (self->ctl, "%s", self->ctl_ep) == -1) {   /* tcp: returns the port */
         log_error (NULL, NULL, "projector: cannot bind %s: %s", self->ctl_ep, zmq_strerror (zmq_errno ()));
         goto fail;
     }

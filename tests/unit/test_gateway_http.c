@@ -863,6 +863,104 @@ test_hostile_requests (void **state)
     s_expect ("GET", "/health", NULL, NULL, 200, "{\"status\":\"ok\"}");
 }
 
+/* Requests h2o answers by itself, before any handler: still a JSON error. */
+static void
+test_h2o_errors_are_json (void **state)
+{
+    (void) state;
+    static const struct {
+        const char *request;
+        int status;
+        const char *error;
+    } cases [] = {
+        /* over h2o's own body limit: refused from Content-Length, body never read */
+        { "POST /v1/cases HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+          "Content-Length: 99999999999\r\n\r\n", 413, "payload_too_large" },
+        { "POST /v1/cases HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+          "Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n", 400, "bad_request" },
+        { "POST /v1/cases HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+          "Transfer-Encoding: gzip\r\n\r\n", 400, "bad_request" },
+        { "POST /v1/cases HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+          "Content-Length: 12abc\r\n\r\n", 400, "bad_request" },
+        { "POST /v1/cases HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+          "Expect: a-pony\r\nContent-Length: 2\r\n\r\n{}", 417, "expectation_failed" },
+        /* not a path h2o can route at all */
+        { "GET * HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", 404, "not_found" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases [0]; i++) {
+        resp_t resp;
+        if (s_raw (cases [i].request, strlen (cases [i].request), &resp) != 0)
+            fail_msg ("request %zu: no HTTP answer", i);
+        char value [128];
+        if (resp.status != cases [i].status)
+            fail_msg ("request %zu: status %d, expected %d; %s", i, resp.status, cases [i].status, resp.body);
+        assert_string_equal (s_resp_header (&resp, "content-type", value, sizeof value), "application/json");
+        json_t *body = json_loadb (resp.body, resp.body_len, 0, NULL);
+        if (!json_is_object (body) || json_object_size (body) != 2
+        ||  !json_is_string (json_object_get (body, "detail")))
+            fail_msg ("request %zu: not an error body: %s", i, resp.body);
+        assert_string_equal (json_string_value (json_object_get (body, "error")), cases [i].error);
+        /* Content-Length must describe the JSON, not h2o's text */
+        assert_int_equal (atoi (s_resp_header (&resp, "content-length", value, sizeof value)), (int) resp.body_len);
+        json_decref (body);
+        s_free (&resp);
+    }
+    s_expect ("GET", "/health", NULL, NULL, 200, "{\"status\":\"ok\"}");
+}
+
+/* Answers come from a cache between changes of the read models: a write by another
+ * connection (the projector) must show at the next request, never a stale body. */
+static void
+test_reads_follow_writes (void **state)
+{
+    (void) state;
+    char path [512];
+    snprintf (path, sizeof path, "%s/readmodels.db", s_server.dir);
+    sqlite3 *db = NULL;
+    assert_int_equal (sqlite3_open (path, &db), SQLITE_OK);
+    sqlite3_busy_timeout (db, 5000);
+    s_expect ("GET", "/v1/persons/p1", NULL, NULL, 200, "{\"id\":\"p1\"}");
+    s_expect ("GET", "/v1/persons/p1", NULL, NULL, 200, "{\"id\":\"p1\"}");
+    s_exec (db, "UPDATE persons SET json = '{\"id\":\"p1\",\"v\":2}' WHERE id = 'p1'");
+    s_expect ("GET", "/v1/persons/p1", NULL, NULL, 200, "{\"id\":\"p1\",\"v\":2}");
+    /* a list and HEAD from the cache */
+    s_expect ("GET", "/v1/companies/co1/beneficial-owners", NULL, NULL, 200, "{\"items\":[{\"id\":\"b1\"}]}");
+    s_exec (db, "INSERT INTO beneficial_owners VALUES ('b2', 'co1', 'c2', 8, 8, '{\"id\":\"b2\"}')");
+    s_expect ("GET", "/v1/companies/co1/beneficial-owners", NULL, NULL, 200,
+              "{\"items\":[{\"id\":\"b1\"},{\"id\":\"b2\"}]}");
+    resp_t resp = s_http ("HEAD", "/v1/companies/co1/beneficial-owners", NULL, NULL);
+    char value [64];
+    assert_int_equal (resp.status, 200);
+    assert_int_equal (resp.body_len, 0);
+    assert_string_equal (s_resp_header (&resp, "content-length", value, sizeof value), "35");
+    s_free (&resp);
+    /* a deleted row is a 404 at once */
+    s_exec (db, "DELETE FROM beneficial_owners WHERE id = 'b2';"
+                "UPDATE persons SET json = '{\"id\":\"p1\"}' WHERE id = 'p1'");
+    s_expect ("GET", "/v1/companies/co1/beneficial-owners", NULL, NULL, 200, "{\"items\":[{\"id\":\"b1\"}]}");
+    s_expect ("GET", "/v1/persons/p1", NULL, NULL, 200, "{\"id\":\"p1\"}");
+    sqlite3_close (db);
+}
+
+/* GET /openapi.json is schemas/openapi.json, byte for byte. */
+static void
+test_openapi_served (void **state)
+{
+    (void) state;
+    FILE *file = fopen ("schemas/openapi.json", "rb");
+    assert_non_null (file);
+    static char expected [1 << 20];
+    size_t size = fread (expected, 1, sizeof expected - 1, file);
+    fclose (file);
+    expected [size] = 0;
+    resp_t resp = s_http ("GET", "/openapi.json", NULL, NULL);
+    assert_int_equal (resp.status, 200);
+    assert_int_equal (resp.body_len, size);
+    assert_memory_equal (resp.body, expected, size);
+    s_free (&resp);
+    s_expect_error ("POST", "/openapi.json", JSON_CT, "{}", 405, "method_not_allowed");
+}
+
 /* Last: SIGTERM must stop the gateway promptly and cleanly. Exit status 0 also
  * means, under SANITIZE=1, that the child saw no leak or memory error. */
 static void
@@ -896,6 +994,9 @@ main (void)
         cmocka_unit_test (test_client_gone_before_reply),
         cmocka_unit_test (test_many_in_flight),
         cmocka_unit_test (test_hostile_requests),
+        cmocka_unit_test (test_h2o_errors_are_json),
+        cmocka_unit_test (test_reads_follow_writes),
+        cmocka_unit_test (test_openapi_served),
         cmocka_unit_test (test_sigterm_exits_cleanly),
     };
     return cmocka_run_group_tests (tests, s_group_setup, s_group_teardown);
