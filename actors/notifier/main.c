@@ -5,6 +5,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "metrics_export.h"
 #include "notifier.h"
 
 int
@@ -25,7 +26,9 @@ main (int argc, char **argv)
         return 1;
     }
     log_init ("notifier", config_get (config, "log_level", "info"));
+    metrics_export_start (config, "notifier");
     int rc = notifier_run (config, NULL);
+    metrics_export_stop ();
     config_destroy (&config);
     return rc == 0 ? 0 : 1;
 }

@@ -14,6 +14,7 @@
 #include "endpoints.h"
 #include "kafka_config.h"
 #include "log.h"
+#include "metrics_export.h"
 #include "notifier_payload.h"
 #include "notifier_sink.h"
 #include "ready.h"
@@ -161,12 +162,18 @@ s_on_events (const event_t *events, size_t count, void *arg)
         if (notifier_sink_deliver (self->sinks [s], items, n) != 0) {
             log_warn (NULL, NULL, "notifier: sink %s refused the batch at %lld; will retry",
                       notifier_sink_name (self->sinks [s]), (long long) events [0].position);
+            char labels [96];
+            snprintf (labels, sizeof labels, "sink=\"%s\"", notifier_sink_name (self->sinks [s]));
+            metric_add (metrics_counter (metrics_process (), "dossier_notifier_refused_batches_total",
+                                         "Batches a sink refused (retried later).", labels), 1);
             rc = -1;
         }
     if (rc == 0) {
         self->handed = events [count - 1].position;
         if (n > 0) {
             self->sent += n;
+            metric_add (metrics_counter (metrics_process (), "dossier_notifier_notifications_total",
+                                         "Notifications handed to every sink.", NULL), (double) n);
             self->notified = items [n - 1].position;
         }
         s_update_done (self);
@@ -186,6 +193,13 @@ static void
 s_tick (self_t *self)
 {
     s_update_done (self);
+    /* Backlog: handed to the sinks but not yet confirmed by all of them (Kafka's
+     * delivery reports), in log positions. */
+    metric_set (metrics_gauge (metrics_process (), "dossier_notifier_unconfirmed_positions",
+                               "Log positions handed to the sinks and not yet confirmed delivered.", NULL),
+                (double) (self->handed - self->done));
+    metric_set (metrics_gauge (metrics_process (), "dossier_notifier_checkpoint_position",
+                               "The notifier's stored checkpoint (log position).", NULL), (double) self->stored);
     if (self->done == self->stored)
         return;
     if (self->notified > self->stored || zclock_mono () - self->dirty_at >= S_LAZY_CHECKPOINT_MS)

@@ -5,6 +5,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "metrics_export.h"
 #include "scheduler.h"
 
 int
@@ -28,7 +29,9 @@ main (int argc, char **argv)
         return 1;
     }
     log_init ("scheduler", config_get (config, "log_level", "info"));
+    metrics_export_start (config, "scheduler");
     int rc = scheduler_run (config, NULL);
+    metrics_export_stop ();
     config_destroy (&config);
     return rc == 0 ? 0 : 1;
 }

@@ -66,6 +66,10 @@ def test_metrics_merge_every_process(dossier, kyc_record):
     for child in ("store", "broker", "handler", "projector", "notifier", "gateway"):
         assert up.get(child) == 1, (child, up)
 
+    # The notifier counts what it handed on and what is still unconfirmed.
+    assert families["dossier_notifier_unconfirmed_positions"]["type"] == "gauge"
+    assert series(families, "dossier_notifier_checkpoint_position", process="notifier")
+
 
 def test_metrics_head_has_no_body(dossier):
     r = dossier.request("HEAD", "/metrics")
