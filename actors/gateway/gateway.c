@@ -13,6 +13,7 @@
 #include "http_routes.h"
 #include "openapi.h"
 #include "readmodel_reader.h"
+#include "ready_children.h"
 #include "response_cache.h"
 
 #include "endpoints.h"
@@ -116,20 +117,26 @@ s_ready (gateway_t *self, h2o_req_t *req)
 {
     int models = gw_reader_ready (self->reader);
     int broker = gw_commands_broker_alive (self->commands);
-    if (models && broker) {
+    gw_buf_t *out = &self->scratch;
+    gw_buf_reset (out);
+    gw_buf_append_str (out, "{\"status\":\"not_ready\",\"reasons\":[");
+    int reasons = 0;
+    if (!models) {
+        const char *reason = gw_reader_reason (self->reader);
+        gw_buf_append_json_string (out, reason, strlen (reason));
+        reasons++;
+    }
+    if (!broker) {
+        gw_buf_append_str (out, reasons ? ",\"broker not answering\"" : "\"broker not answering\"");
+        reasons++;
+    }
+    /* The supervisor's children: one probe tells which process is down. */
+    gw_ready_children (self->config, 5000, out, &reasons);
+    if (reasons == 0) {
         static const char ok [] = "{\"status\":\"ready\"}";
         gw_respond_static (req, 200, ok, sizeof ok - 1);
         return;
     }
-    gw_buf_t *out = &self->scratch;
-    gw_buf_reset (out);
-    gw_buf_append_str (out, "{\"status\":\"not_ready\",\"reasons\":[");
-    if (!models) {
-        const char *reason = gw_reader_reason (self->reader);
-        gw_buf_append_json_string (out, reason, strlen (reason));
-    }
-    if (!broker)
-        gw_buf_append_str (out, models ? "\"broker not answering\"" : ",\"broker not answering\"");
     gw_buf_append_str (out, "]}");
     if (out->failed)
         s_error (self, req, 500, "internal", "out of memory");

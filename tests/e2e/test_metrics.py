@@ -83,3 +83,27 @@ def test_metrics_head_has_no_body(dossier):
 def test_the_format_check_itself_rejects_bad_text(text):
     with pytest.raises(AssertionError):
         parse(text)
+
+
+def test_ready_names_the_process_that_is_down():
+    """/ready aggregates the supervisor's view: while a killed process waits out a long
+    restart backoff, /ready answers 503 naming it, then 200 again once it is back."""
+    import os
+    import signal
+    from dossier_harness import Dossier, wait_for
+    d = Dossier(extra_env={"DOSSIER_SUPERVISOR_BACKOFF_MS": "4000"})
+    d.start()
+    try:
+        assert d.get("/ready").status == 200
+        pid = wait_for(lambda: d.pids("scheduler"), 20, what="a running scheduler")[0]
+        os.kill(pid, signal.SIGKILL)
+        r = wait_for(lambda: (lambda r: r if r.status == 503 else None)(d.get("/ready")), 10,
+                     interval=0.1, what="/ready 503")
+        body = r.json()
+        assert body["status"] == "not_ready"
+        assert "scheduler#0 not running" in body["reasons"], body
+        wait_for(lambda: d.get("/ready").status == 200, 30, what="/ready 200 after the restart")
+    finally:
+        d.stop()
+        d.kill()
+        d.cleanup()
