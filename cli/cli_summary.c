@@ -1,6 +1,7 @@
 /* cli_summary — counts and rejections of one dossier ingest run (see cli_summary.h).
  * Rejections are kept in arrival order and sorted by line only when printed. */
 #include "cli_summary.h"
+#include "json_scan.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -45,7 +46,7 @@ cli_result_parse (const char *body, size_t size, cli_result_t *out)
     memset (out, 0, sizeof *out);
     out->kind = CLI_RESULT_RETRY;
     out->line = -1;
-    json_t *root = body && size ? json_loadb (body, size, 0, NULL) : NULL;
+    json_t *root = body && size ? json_scan_loadb (body, size, 0, NULL) : NULL;
     json_t *ok = root ? json_object_get (root, "ok") : NULL;
     if (!json_is_object (root) || !json_is_boolean (ok)) {
         json_decref (root);

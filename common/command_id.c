@@ -25,12 +25,22 @@ s_scalar_text (const json_t *value, char *out, size_t size)
 void
 command_id_from_record (const json_t *record, const char *raw, size_t raw_size, char out[COMMAND_ID_MAX])
 {
+    if (json_is_object (record))
+        command_id_from_members (json_object_get (record, "client_id"), json_object_get (record, "case_type"),
+                                 json_object_get (record, "case_version"), raw, raw_size, out);
+    else
+        command_id_from_members (NULL, NULL, NULL, raw, raw_size, out);
+}
+
+void
+command_id_from_members (const json_t *client_id, const json_t *case_type, const json_t *case_version,
+                         const char *raw, size_t raw_size, char out[COMMAND_ID_MAX])
+{
     char client [256], type [256], version [256];
     char hex [41];
-    if (json_is_object (record)
-    &&  s_scalar_text (json_object_get (record, "client_id"), client, sizeof client) == 0
-    &&  s_scalar_text (json_object_get (record, "case_type"), type, sizeof type) == 0
-    &&  s_scalar_text (json_object_get (record, "case_version"), version, sizeof version) == 0) {
+    if (s_scalar_text (client_id, client, sizeof client) == 0
+    &&  s_scalar_text (case_type, type, sizeof type) == 0
+    &&  s_scalar_text (case_version, version, sizeof version) == 0) {
         char key [800];
         size_t cl = strlen (client), tl = strlen (type), vl = strlen (version);
         memcpy (key, client, cl + 1);

@@ -13,6 +13,10 @@
  * parsed client record; when those are missing or not scalars, "raw:" + SHA-1 of the
  * raw bytes (the handler will reject such a record, but it still needs an id). */
 void command_id_from_record (const json_t *record, const char *raw, size_t raw_size, char out[COMMAND_ID_MAX]);
+/* The same from the three members of a record that is an object (each may be NULL:
+ * absent), so that a reader that did not build the whole record gets the same id. */
+void command_id_from_members (const json_t *client_id, const json_t *case_type, const json_t *case_version,
+                              const char *raw, size_t raw_size, char out[COMMAND_ID_MAX]);
 
 /* "http:" + the Idempotency-Key header value (an RFC 8941 sf-string: the quotes are
  * optional here). Returns 0 ok, -2 if the key is empty, over 100 characters or has

@@ -50,34 +50,65 @@ s_pack_str (msgpack_packer *pk, const char *key, const char *value)
     msgpack_pack_str_body (pk, value, vlen);
 }
 
+/* A packer target of fixed size: the first pass only counts, the second writes
+ * into the frame itself, so an envelope costs one allocation and no copy of the
+ * whole message (bodies run to megabytes on the feed). */
+typedef struct {
+    char *data;                 /* NULL: count only */
+    size_t size, cap;
+} s_fixed_t;
+
+static int
+s_fixed_write (void *target, const char *buf, size_t len)
+{
+    s_fixed_t *fixed = (s_fixed_t *) target;
+    if (fixed->data) {
+        if (len > fixed->cap - fixed->size)
+            return -1;
+        memcpy (fixed->data + fixed->size, buf, len);
+    }
+    fixed->size += len;
+    return 0;
+}
+
+static void
+s_pack_envelope (msgpack_packer *pk, const envelope_t *env)
+{
+    msgpack_pack_map (pk, 8);
+    msgpack_pack_str (pk, 1);
+    msgpack_pack_str_body (pk, "v", 1);
+    msgpack_pack_int (pk, env->version ? env->version : ENVELOPE_VERSION);
+    s_pack_str (pk, "t", env->type);
+    s_pack_str (pk, "id", env->id);
+    s_pack_str (pk, "corr", env->correlation_id);
+    s_pack_str (pk, "cause", env->causation_id);
+    msgpack_pack_str (pk, 2);
+    msgpack_pack_str_body (pk, "ts", 2);
+    msgpack_pack_int64 (pk, env->timestamp_us);
+    s_pack_str (pk, "key", env->key);
+    msgpack_pack_str (pk, 4);
+    msgpack_pack_str_body (pk, "body", 4);
+    msgpack_pack_bin (pk, env->body_size);
+    if (env->body_size)
+        msgpack_pack_bin_body (pk, env->body, env->body_size);
+}
+
 zframe_t *
 envelope_encode (const envelope_t *env)
 {
     if (env->body_size > ENVELOPE_BODY_MAX)
         return NULL;
-    msgpack_sbuffer buf;
-    msgpack_sbuffer_init (&buf);
+    s_fixed_t fixed = { NULL, 0, 0 };
     msgpack_packer pk;
-    msgpack_packer_init (&pk, &buf, msgpack_sbuffer_write);
-    msgpack_pack_map (&pk, 8);
-    msgpack_pack_str (&pk, 1);
-    msgpack_pack_str_body (&pk, "v", 1);
-    msgpack_pack_int (&pk, env->version ? env->version : ENVELOPE_VERSION);
-    s_pack_str (&pk, "t", env->type);
-    s_pack_str (&pk, "id", env->id);
-    s_pack_str (&pk, "corr", env->correlation_id);
-    s_pack_str (&pk, "cause", env->causation_id);
-    msgpack_pack_str (&pk, 2);
-    msgpack_pack_str_body (&pk, "ts", 2);
-    msgpack_pack_int64 (&pk, env->timestamp_us);
-    s_pack_str (&pk, "key", env->key);
-    msgpack_pack_str (&pk, 4);
-    msgpack_pack_str_body (&pk, "body", 4);
-    msgpack_pack_bin (&pk, env->body_size);
-    if (env->body_size)
-        msgpack_pack_bin_body (&pk, env->body, env->body_size);
-    zframe_t *frame = zframe_new (buf.data, buf.size);
-    msgpack_sbuffer_destroy (&buf);
+    msgpack_packer_init (&pk, &fixed, s_fixed_write);
+    s_pack_envelope (&pk, env);
+    zframe_t *frame = zframe_new (NULL, fixed.size);
+    if (!frame)
+        return NULL;
+    fixed = (s_fixed_t) { (char *) zframe_data (frame), 0, zframe_size (frame) };
+    s_pack_envelope (&pk, env);
+    if (fixed.size != fixed.cap)
+        zframe_destroy (&frame);        /* cannot happen: the same packing twice */
     return frame;
 }
 

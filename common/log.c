@@ -1,9 +1,11 @@
-/* log — JSON-lines logger. One write(2) per line so lines from several processes
- * sharing the supervisor's stderr never interleave mid-line. */
+/* log — JSON-lines logger. Whole lines per write(2) (one, or a few held together)
+ * so lines from several processes sharing the supervisor's stderr never interleave
+ * mid-line. */
 #include "log.h"
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/time.h>
@@ -12,6 +14,40 @@
 
 static char s_process [32] = "dossier";
 static int s_level = LOG_LEVEL_INFO;
+
+/* Lines held by this thread (log_hold). */
+static _Thread_local int s_holding;
+static _Thread_local char s_held [LOG_HOLD_MAX];
+static _Thread_local size_t s_held_size;
+
+static void
+s_write (const char *data, size_t size)
+{
+    if (write (STDERR_FILENO, data, size) < 0) {
+        /* nowhere left to report a failed log write */
+    }
+}
+
+void
+log_flush (void)
+{
+    if (s_held_size)
+        s_write (s_held, s_held_size);
+    s_held_size = 0;
+}
+
+void
+log_hold (int on)
+{
+    static int registered;
+    if (on && !registered) {
+        registered = 1;
+        atexit (log_flush);
+    }
+    if (!on)
+        log_flush ();
+    s_holding = on;
+}
 
 void
 log_init (const char *process, const char *level)
@@ -90,7 +126,13 @@ log_emit (int level, const char *correlation_id, const char *case_id, const char
         len = s_escape (line, len, sizeof line - 8, case_id);
     }
     len += (size_t) snprintf (line + len, sizeof line - len, "\"}\n");
-    if (write (STDERR_FILENO, line, len) < 0) {
-        /* nowhere left to report a failed log write */
+    if (s_holding && level < LOG_LEVEL_WARN && len <= sizeof s_held) {
+        if (s_held_size + len > sizeof s_held)
+            log_flush ();
+        memcpy (s_held + s_held_size, line, len);
+        s_held_size += len;
+        return;
     }
+    log_flush ();
+    s_write (line, len);
 }

@@ -14,6 +14,16 @@ int  log_level (void);
 void log_emit (int level, const char *correlation_id, const char *case_id, const char *fmt, ...)
     __attribute__ ((format (printf, 4, 5)));
 
+/* Holding: a thread that logs a line per message (the handler, one per command)
+ * may hold its info and debug lines and write them together: log_flush writes what
+ * is held, at most LOG_HOLD_MAX bytes per write(2) (a pipe keeps such a write whole,
+ * so lines still never interleave mid-line), and a line that would not fit flushes
+ * first. warn and error lines go out at once, after what was held. For the calling
+ * thread only; on also makes the process flush at exit. */
+#define LOG_HOLD_MAX 4096
+void log_hold (int on);
+void log_flush (void);
+
 #define log_debug(corr, case_id, ...) log_emit (LOG_LEVEL_DEBUG, corr, case_id, __VA_ARGS__)
 #define log_info(corr, case_id, ...)  log_emit (LOG_LEVEL_INFO, corr, case_id, __VA_ARGS__)
 #define log_warn(corr, case_id, ...)  log_emit (LOG_LEVEL_WARN, corr, case_id, __VA_ARGS__)

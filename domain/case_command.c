@@ -1,6 +1,7 @@
 /* case_command — parsing of the small command bodies. Enum values are accepted in
  * any case and stored upper-cased, so "approve" and "APPROVE" are one command. */
 #include "case_command.h"
+#include "json_scan.h"
 
 #include <ctype.h>
 #include <jansson.h>
@@ -39,7 +40,7 @@ s_load (const char *body, size_t size, int allow_empty, json_t **root, case_erro
     if (size > CASE_COMMAND_BODY_MAX)
         return s_invalid (err, "body", "body is larger than %d bytes", CASE_COMMAND_BODY_MAX);
     json_error_t error;
-    *root = json_loadb (body, size, JSON_REJECT_DUPLICATES, &error);
+    *root = json_scan_loadb (body, size, JSON_REJECT_DUPLICATES, &error);
     if (!*root)
         return s_invalid (err, "body", "body is not valid JSON (line %d, column %d)", error.line, error.column);
     if (!json_is_object (*root)) {

@@ -2,6 +2,7 @@
  * stopping at the first broken rule; every string in the result borrows from the
  * jansson document the record keeps, so a record costs one allocation per array. */
 #include "record.h"
+#include "json_scan.h"
 #include "country.h"
 
 #include <math.h>
@@ -529,7 +530,7 @@ record_parse (const char *data, size_t size, const char *today, record_t **recor
         return s_fail (&check, "body", "", "body is larger than %d bytes", RECORD_BODY_MAX);
     json_error_t error;
     /* Duplicate keys would let two readers see two different records: refuse them. */
-    json_t *json = json_loadb (data, size, JSON_REJECT_DUPLICATES, &error);
+    json_t *json = json_scan_loadb (data, size, JSON_REJECT_DUPLICATES, &error);
     if (!json)
         /* error.text may quote the input, which may be personal: report the place only. */
         return s_fail (&check, "body", "", "body is not valid JSON (line %d, column %d)",

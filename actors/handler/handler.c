@@ -22,6 +22,7 @@
 #include "store_proto.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -29,6 +30,7 @@
 #define S_STORE_TIMEOUT_MS  8000    /* store unreachable this long: 503 */
 #define S_CONFLICT_RETRIES  5
 #define S_HEARTBEAT_MS      1000
+#define S_IDLE_MS           200     /* nothing in hand this long after work: give memory back */
 #define S_MAX_COMMANDS      4096    /* running + waiting; past it the broker holds them */
 #define S_BURST             256
 /* A read that came back this full may have been cut by the store: read on. */
@@ -762,10 +764,26 @@ handler_run (handler_t *self, zsock_t *pipe)
 {
     s_send_control (self, "ctl.ready");
     self->next_heartbeat_ms = zclock_mono () + S_HEARTBEAT_MS;
+    /* After a burst, memory goes back to the system once nothing is in hand for a
+     * moment: the burst's records and events would otherwise stay in the process. */
+    int64_t trim_at_ms = -1;
+    /* A line per command (its correlation ids at info): held and written a few
+     * kilobytes at a time, flushed before every wait, rather than a write each. */
+    log_hold (1);
     int rc = 0;
     while (!zsys_interrupted) {
+        log_flush ();
         int64_t now = zclock_mono ();
+        if (self->commands > 0)
+            trim_at_ms = now + S_IDLE_MS;
+        else
+        if (trim_at_ms >= 0 && now >= trim_at_ms) {
+            malloc_trim (0);
+            trim_at_ms = -1;
+        }
         int64_t timeout = self->next_heartbeat_ms > now ? self->next_heartbeat_ms - now : 0;
+        if (trim_at_ms >= 0 && trim_at_ms - now < timeout)
+            timeout = trim_at_ms > now ? trim_at_ms - now : 0;
         int64_t store_timeout = handler_store_timeout (self->store, now);
         if (store_timeout >= 0 && store_timeout < timeout)
             timeout = store_timeout;
@@ -814,5 +832,6 @@ handler_run (handler_t *self, zsock_t *pipe)
         }
     }
     log_info (NULL, NULL, "handler stopping with %zu commands unanswered", self->commands);
+    log_hold (0);
     return rc;
 }

@@ -49,6 +49,15 @@ handler_command_time (int64_t us, char out [HANDLER_TIME_MAX])
     snprintf (out, HANDLER_TIME_MAX, "%s.%03dZ", date, (int) ((us % 1000000) / 1000));
 }
 
+/* snprintf (dst, size, "%s", src) without printf: ids and types, many per command. */
+static void
+s_copy (char *dst, size_t size, const char *src)
+{
+    size_t n = strnlen (src, size - 1);
+    memcpy (dst, src, n);
+    dst [n] = 0;
+}
+
 static void
 s_copy_error (handler_error_t *err, const case_error_t *from)
 {
@@ -68,7 +77,7 @@ s_parse_create (handler_command_t *self, const envelope_t *env, const char *now,
     if (env->key [0] && strcasecmp (env->key, case_id) != 0)
         return handler_error_set (err, 400, "bad_request",
                                   "the key is not the case id of this command id (expected %s)", case_id);
-    snprintf (self->case_id, sizeof self->case_id, "%s", case_id);
+    s_copy (self->case_id, sizeof self->case_id, case_id);
     ids_sha1_hex (env->body ? env->body : "", env->body ? env->body_size : 0, self->fingerprint);
     record_error_t rerr;
     int rc = record_parse (env->body, env->body_size, now, &self->record, &rerr);
@@ -143,10 +152,9 @@ handler_command_new (const envelope_t *env, const char *now, handler_command_t *
         return -1;
     }
     self->kind = kind;
-    snprintf (self->type, sizeof self->type, "%s", env->type);
-    snprintf (self->id, sizeof self->id, "%s", env->id);
-    snprintf (self->correlation_id, sizeof self->correlation_id, "%s",
-              env->correlation_id [0] ? env->correlation_id : env->id);
+    s_copy (self->type, sizeof self->type, env->type);
+    s_copy (self->id, sizeof self->id, env->id);
+    s_copy (self->correlation_id, sizeof self->correlation_id, env->correlation_id [0] ? env->correlation_id : env->id);
     int rc = kind == HANDLER_CMD_CREATE ? s_parse_create (self, env, now, err) : s_parse_other (self, env, err);
     if (rc) {
         handler_command_destroy (&self);
@@ -250,10 +258,10 @@ handler_command_append_body (const handler_command_t *self, int64_t expected_ver
         return -1;
     store_append_t req;
     memset (&req, 0, sizeof req);
-    snprintf (req.stream, sizeof req.stream, "%s", self->case_id);
+    s_copy (req.stream, sizeof req.stream, self->case_id);
     req.expected_version = expected_version;
-    snprintf (req.command_id, sizeof req.command_id, "%s", self->id);
-    snprintf (req.fingerprint, sizeof req.fingerprint, "%s", self->fingerprint);
+    s_copy (req.command_id, sizeof req.command_id, self->id);
+    s_copy (req.fingerprint, sizeof req.fingerprint, self->fingerprint);
     req.result = result;
     req.result_size = result ? strlen (result) : 0;
     req.events = calloc (count, sizeof (store_new_event_t));
@@ -262,8 +270,8 @@ handler_command_append_body (const handler_command_t *self, int64_t expected_ver
     req.count = count;
     for (size_t i = 0; i < count; i++) {
         const case_event_t *e = case_events_at (events, i);
-        snprintf (req.events [i].id, sizeof req.events [i].id, "%s", e->id);
-        snprintf (req.events [i].type, sizeof req.events [i].type, "%s", e->type);
+        s_copy (req.events [i].id, sizeof req.events [i].id, e->id);
+        s_copy (req.events [i].type, sizeof req.events [i].type, e->type);
         req.events [i].data = e->data;
         req.events [i].data_size = e->size;
     }

@@ -1,6 +1,8 @@
 /* handler_reply — reply bodies built with jansson, so every string is escaped and
  * every body is one compact JSON object whatever the input was. */
 #include "handler_reply.h"
+#include "json_scan.h"
+#include "json_text.h"
 
 #include <jansson.h>
 #include <stdarg.h>
@@ -23,7 +25,7 @@ handler_error_set (handler_error_t *err, int status, const char *error, const ch
 static char *
 s_dump (json_t *body)
 {
-    char *text = body ? json_dumps (body, JSON_COMPACT) : NULL;
+    char *text = body ? json_text_dump (body, JSON_COMPACT, NULL) : NULL;
     json_decref (body);
     return text;
 }
@@ -69,7 +71,7 @@ handler_reply_error (const handler_error_t *err)
 char *
 handler_reply_duplicate (const char *result, size_t size)
 {
-    json_t *body = result ? json_loadb (result, size, 0, NULL) : NULL;
+    json_t *body = result ? json_scan_loadb (result, size, 0, NULL) : NULL;
     if (!json_is_object (body)) {
         json_decref (body);
         return NULL;

@@ -147,37 +147,11 @@ store_backend_head (store_backend_t *self, int64_t *head)
     return self->ops->head (self->impl, head);
 }
 
-int
-store_backend_committed_events (const store_batch_item_t *items, const store_outcome_t *outcomes,
-                                size_t count, int64_t now_us, store_events_t *out)
+void
+store_backend_idle (store_backend_t *self)
 {
-    store_events_reset (out);
-    for (size_t i = 0; i < count; i++) {
-        if (outcomes [i].kind != STORE_OUTCOME_APPENDED || !items [i].req)
-            continue;
-        const store_append_t *req = items [i].req;
-        int64_t first_version = outcomes [i].version - (int64_t) req->count + 1;
-        for (size_t e = 0; e < req->count; e++) {
-            event_t ev;
-            memset (&ev, 0, sizeof ev);
-            ev.position = outcomes [i].first_position + (int64_t) e;
-            ev.version = first_version + (int64_t) e;
-            ev.timestamp_us = now_us;
-            snprintf (ev.stream, sizeof ev.stream, "%s", req->stream);
-            snprintf (ev.id, sizeof ev.id, "%s", req->events [e].id);
-            snprintf (ev.type, sizeof ev.type, "%s", req->events [e].type);
-            snprintf (ev.command_id, sizeof ev.command_id, "%s", req->command_id);
-            snprintf (ev.correlation_id, sizeof ev.correlation_id, "%s",
-                      items [i].correlation_id ? items [i].correlation_id : "");
-            ev.data = req->events [e].data;
-            ev.data_size = req->events [e].data_size;
-            if (store_events_push (out, &ev))
-                return -1;
-            if (ev.position > out->head)
-                out->head = ev.position;
-        }
-    }
-    return 0;
+    if (self && self->ops->idle)
+        self->ops->idle (self->impl);
 }
 
 void

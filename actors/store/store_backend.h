@@ -80,6 +80,9 @@ typedef struct {
     int   (*read_all) (void *impl, int64_t from_position, size_t max, store_events_t *out);
     /* The last assigned position (0 when empty). */
     int   (*head) (void *impl, int64_t *head);
+    /* Optional (may be NULL): the store has gone quiet; give back what a burst
+     * made the backend hold (caches beyond their size). */
+    void  (*idle) (void *impl);
 } store_backend_ops_t;
 
 /* Backends compiled in. */
@@ -110,11 +113,9 @@ int store_backend_read_stream (store_backend_t *self, const char *stream, int64_
                                size_t max, store_events_t *out);
 int store_backend_read_all (store_backend_t *self, int64_t from_position, size_t max, store_events_t *out);
 int store_backend_head (store_backend_t *self, int64_t *head);
+/* The store has gone quiet: the backend gives back memory it can (see ops.idle). */
+void store_backend_idle (store_backend_t *self);
 
-/* The events a committed batch wrote, in position order, as the live feed sends
- * them (data borrowed from the requests in items; out owns copies). 0 ok, -1 no memory. */
-int store_backend_committed_events (const store_batch_item_t *items, const store_outcome_t *outcomes,
-                                    size_t count, int64_t now_us, store_events_t *out);
 
 /* store_events_t: init to empty, push a copy of ev (data copied), reset (frees). */
 void store_events_init (store_events_t *self);

@@ -8,8 +8,11 @@
 
 #include <ctype.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define S_IDLE_MS 200             /* quiet this long after a burst: give memory back */
 
 /* How a request of the batch is answered. */
 typedef enum {
@@ -43,7 +46,6 @@ struct _store_server_t {
     store_batch_item_t *items;      /* STORE_SERVER_DRAIN_MAX */
     store_outcome_t *outcomes;      /* STORE_SERVER_DRAIN_MAX */
     size_t n_items;
-    store_events_t committed;       /* the live feed of the current batch */
     store_events_t read;            /* scratch for read answers */
     int64_t expiry_us;              /* 0: requests never expire */
     int64_t expired;                /* count since the last warning */
@@ -60,7 +62,6 @@ store_server_new (store_backend_t **backend_p, const char *router_endpoint, cons
     }
     self->backend = *backend_p;
     *backend_p = NULL;
-    store_events_init (&self->committed);
     store_events_init (&self->read);
     self->requests = calloc (STORE_SERVER_DRAIN_MAX, sizeof (s_request_t));
     self->items = calloc (STORE_SERVER_DRAIN_MAX, sizeof (store_batch_item_t));
@@ -106,7 +107,6 @@ store_server_destroy (store_server_t **self_p)
         store_server_t *self = *self_p;
         zsock_destroy (&self->router);
         zsock_destroy (&self->pub);
-        store_events_reset (&self->committed);
         store_events_reset (&self->read);
         free (self->requests);
         free (self->items);
@@ -306,37 +306,93 @@ s_answer_append (store_server_t *self, s_request_t *req)
                   req->append.command_id, outcome->detail);
 }
 
-/* Publishes the committed events, split only when one message would outgrow
- * the body budget; each part carries the new head. */
-static void
-s_publish (store_server_t *self)
+/* Where the feed is in a batch: event `event` of item `item`. */
+typedef struct {
+    size_t item, event;
+} s_cursor_t;
+
+/* Moves c to the next appended event at or after it; 0 when there is none. */
+static int
+s_feed_seek (store_server_t *self, s_cursor_t *c)
 {
-    const store_events_t *feed = &self->committed;
-    size_t start = 0;
-    while (start < feed->count) {
-        size_t end = start, bytes = 0;
-        while (end < feed->count) {
-            size_t cost = feed->events [end].data_size + STORE_BACKEND_EVENT_OVERHEAD;
-            if (end > start && bytes + cost > STORE_BACKEND_BODY_BUDGET)
+    for (; c->item < self->n_items; c->item++, c->event = 0)
+        if (self->outcomes [c->item].kind == STORE_OUTCOME_APPENDED && self->items [c->item].req
+        &&  c->event < self->items [c->item].req->count)
+            return 1;
+    return 0;
+}
+
+/* Publishes the events the batch appended, in position order (items were applied
+ * in order), as store.events messages split only when one would outgrow the body
+ * budget; each part carries the new head. The bodies are packed straight from
+ * the requests, the same bytes event_batch_encode writes for those events, with
+ * no copy of each event on the way. */
+static void
+s_publish (store_server_t *self, int64_t now_us)
+{
+    int64_t head = 0;
+    for (size_t i = 0; i < self->n_items; i++)
+        if (self->outcomes [i].kind == STORE_OUTCOME_APPENDED && self->outcomes [i].last_position > head)
+            head = self->outcomes [i].last_position;
+    s_cursor_t at = { 0, 0 };
+    while (s_feed_seek (self, &at)) {
+        /* The part: as many events as fit the budget, at least one. */
+        s_cursor_t end = at;
+        size_t count = 0, bytes = 0;
+        while (s_feed_seek (self, &end)) {
+            const store_new_event_t *ev = &self->items [end.item].req->events [end.event];
+            size_t cost = ev->data_size + STORE_BACKEND_EVENT_OVERHEAD;
+            if (count > 0 && bytes + cost > STORE_BACKEND_BODY_BUDGET)
                 break;
             bytes += cost;
-            end++;
+            count++;
+            end.event++;
         }
-        char *body = NULL;
-        size_t size = 0;
-        if (event_batch_encode (feed->events + start, end - start, feed->head, &body, &size) == 0) {
+        msgpack_sbuffer buf;
+        msgpack_sbuffer_init (&buf);
+        buf.data = malloc (bytes + 64);     /* the bound covers keys and ids: one allocation */
+        buf.alloc = buf.data ? bytes + 64 : 0;
+        msgpack_packer pk;
+        msgpack_packer_init (&pk, &buf, msgpack_sbuffer_write);
+        msgpack_pack_map (&pk, 2);
+        msgpack_pack_cstr (&pk, "events");
+        msgpack_pack_array (&pk, count);
+        int64_t first = 0, last = 0;
+        for (size_t n = 0; n < count; n++, at.event++) {
+            s_feed_seek (self, &at);
+            const store_batch_item_t *item = &self->items [at.item];
+            const store_outcome_t *outcome = &self->outcomes [at.item];
+            const store_new_event_t *ev = &item->req->events [at.event];
+            int64_t position = outcome->first_position + (int64_t) at.event;
+            if (n == 0)
+                first = position;
+            last = position;
+            /* event_pack's layout, key for key */
+            msgpack_pack_map (&pk, 9);
+            msgpack_pack_kv_int (&pk, "pos", position);
+            msgpack_pack_kv_str (&pk, "stream", item->req->stream);
+            msgpack_pack_kv_int (&pk, "ver", outcome->version - (int64_t) item->req->count + 1 + (int64_t) at.event);
+            msgpack_pack_kv_str (&pk, "id", ev->id);
+            msgpack_pack_kv_str (&pk, "type", ev->type);
+            msgpack_pack_kv_int (&pk, "ts", now_us);
+            msgpack_pack_kv_str (&pk, "cmd", item->req->command_id);
+            msgpack_pack_kv_str (&pk, "corr", item->correlation_id ? item->correlation_id : "");
+            msgpack_pack_kv_bin (&pk, "data", ev->data ? ev->data : "", ev->data_size);
+        }
+        msgpack_pack_kv_int (&pk, "head", head);
+        if (buf.data) {
             char id [IDS_UUID_LEN];
             ids_uuid4 (id);
             envelope_t env;
             envelope_init (&env, "store.events", id);
-            env.body = body;
-            env.body_size = size;
+            env.body = buf.data;
+            env.body_size = buf.size;
             if (envelope_send (zsock_resolve (self->pub), NULL, &env))
-                log_warn (NULL, NULL, "feed message %" PRId64 "..%" PRId64 " not published",
-                          feed->events [start].position, feed->events [end - 1].position);
+                log_warn (NULL, NULL, "feed message %" PRId64 "..%" PRId64 " not published", first, last);
         }
-        free (body);
-        start = end;
+        else
+            log_error (NULL, NULL, "out of memory building the feed: subscribers will catch up by read_all");
+        msgpack_sbuffer_destroy (&buf);
     }
 }
 
@@ -369,14 +425,9 @@ s_handle_router (store_server_t *self)
         return;
     int64_t now_us = envelope_now_us ();
     int committed = 0;
-    if (self->n_items > 0) {
+    if (self->n_items > 0)
         committed = store_backend_append_batch (self->backend, self->items, self->n_items,
                                                 now_us, self->outcomes) == 0;
-        if (committed
-        &&  store_backend_committed_events (self->items, self->outcomes, self->n_items, now_us,
-                                            &self->committed))
-            log_error (NULL, NULL, "out of memory building the feed: subscribers will catch up by read_all");
-    }
     for (size_t i = 0; i < self->n_requests; i++) {
         s_request_t *req = &self->requests [i];
         switch (req->kind) {
@@ -408,15 +459,14 @@ s_handle_router (store_server_t *self)
                 break;
         }
     }
-    if (committed && self->committed.count > 0)
-        s_publish (self);
+    if (committed)
+        s_publish (self, now_us);
     if (self->expired > 0 && zclock_mono () - self->expired_warned_ms >= 10000) {
         log_warn (NULL, NULL, "%" PRId64 " requests expired before the store reached them (older than %" PRId64
                   " ms): the store is behind its senders", self->expired, self->expiry_us / 1000);
         self->expired = 0;
         self->expired_warned_ms = zclock_mono ();
     }
-    store_events_reset (&self->committed);
     store_outcomes_free (self->outcomes, self->n_items);
     for (size_t i = 0; i < self->n_requests; i++) {
         store_append_free (&self->requests [i].append);
@@ -435,10 +485,22 @@ store_server_run (store_server_t *self, zsock_t *pipe)
     int64_t head = 0;
     store_backend_head (self->backend, &head);
     log_info (NULL, NULL, "store serving (%s backend, head %" PRId64 ")", store_backend_name (self->backend), head);
+    /* After a burst, memory goes back to the system once the store has been quiet
+     * for a moment: the burst's buffers (requests, feed, page cache) would
+     * otherwise stay in the process for good. */
+    int busy = 0;
     while (true) {
-        void *which = zpoller_wait (poller, 1000);
-        if (which == self->router)
+        void *which = zpoller_wait (poller, busy ? S_IDLE_MS : 1000);
+        if (which == self->router) {
             s_handle_router (self);
+            busy = 1;
+        }
+        else
+        if (!which && busy && !zpoller_terminated (poller) && !zsys_interrupted) {
+            store_backend_idle (self->backend);
+            malloc_trim (0);
+            busy = 0;
+        }
         else
         if (pipe && which == pipe) {
             char *command = zstr_recv (pipe);

@@ -49,7 +49,10 @@ def test_notifier_killed_mid_stream_loses_no_notification(kafka, kafka_dossier):
     topic, notify = env["DOSSIER_KAFKA_TOPIC"], env["DOSSIER_NOTIFY_TOPIC"]
     d = kafka_dossier(**env)
     kafka.wait_group_assigned(env["DOSSIER_KAFKA_GROUP"], topic)
-    records = gen_records(5000, "NKILL", seed=707)
+    # Enough records that the stream outlasts the detection below (each look at the
+    # topic is a kcat run): with group commit a few thousand cases flow out in about
+    # a second, and the kill must still land mid-stream.
+    records = gen_records(15000, "NKILL", seed=707)
     kafka.produce(topic, records)
 
     restarts = sum(p["restarts"] for p in d.status() if p["name"] == "notifier")

@@ -260,6 +260,51 @@ test_ids_and_command_ids (void **state)
     ids_uuid4 (b);
     assert_true (ids_is_uuid (a));
     assert_string_not_equal (a, b);
+    assert_int_equal (a [14], '4');
+    assert_true (strchr ("89ab", a [19]) != NULL);
+
+    /* Known answers (RFC 9562 UUIDv5 in Dossier's namespace; FIPS 180 SHA-1): ids
+     * already in logs must come out the same from any later build. */
+    ids_uuid5 ("hello", a);
+    assert_string_equal (a, "0827b4a7-069c-5c9f-98e2-377ad00f1d99");
+    ids_uuid5_indexed ("rec:abc", 7, a);
+    assert_string_equal (a, "110b606e-a8c7-57da-b528-130a13136f92");
+    /* "<prefix>/<index>" was always cut at 511 bytes: still the same ids */
+    char prefix [601];
+    memset (prefix, 'p', 509);
+    prefix [509] = 0;
+    ids_uuid5_indexed (prefix, 12, a);
+    assert_string_equal (a, "d20b5c73-2b9c-55bc-a728-52cb9a334e00");
+    memset (prefix, 'q', 600);
+    prefix [600] = 0;
+    ids_uuid5_indexed (prefix, 1, a);
+    assert_string_equal (a, "dbe062b4-d3e8-5439-ba4a-8c18c7030cb9");
+    char hex [41];
+    ids_sha1_hex ("", 0, hex);
+    assert_string_equal (hex, "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+    char thousand [1000];
+    memset (thousand, 'a', sizeof thousand);
+    ids_sha1_hex (thousand, sizeof thousand, hex);
+    assert_string_equal (hex, "291e9a6c66994949b57ba5e650361e98fc36b1ba");
+
+    /* A forked child draws its own random ids, not a copy of its parent's. */
+    int pipefd [2];
+    assert_int_equal (pipe (pipefd), 0);
+    pid_t child = fork ();
+    assert_true (child >= 0);
+    if (child == 0) {
+        char mine [IDS_UUID_LEN];
+        ids_uuid4 (mine);
+        _exit (write (pipefd [1], mine, IDS_UUID_LEN) == IDS_UUID_LEN ? 0 : 1);
+    }
+    char theirs [IDS_UUID_LEN];
+    assert_int_equal (read (pipefd [0], theirs, IDS_UUID_LEN), IDS_UUID_LEN);
+    waitpid (child, NULL, 0);
+    close (pipefd [0]);
+    close (pipefd [1]);
+    ids_uuid4 (a);
+    assert_true (ids_is_uuid (theirs));
+    assert_string_not_equal (a, theirs);
 
     char cmd1 [COMMAND_ID_MAX], cmd2 [COMMAND_ID_MAX];
     const char *r1 = "{\"client_id\":\"C1\",\"case_type\":\"STANDARD\",\"case_version\":1,\"x\":1}";

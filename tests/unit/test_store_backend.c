@@ -8,6 +8,9 @@
 #include <cmocka.h>
 
 #include "../../actors/store/store_backend.h"
+#include "ids.h"
+
+#include <sqlite3.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -379,19 +382,6 @@ test_read_caps (void **state)
         assert_int_equal (out [i].kind, STORE_OUTCOME_APPENDED);
     assert_int_equal (out [N - 1].last_position, N * PER);
 
-    /* committed_events rebuilds exactly what was written, in order */
-    store_events_t feed;
-    store_events_init (&feed);
-    assert_int_equal (store_backend_committed_events (items, out, N, 1, &feed), 0);
-    assert_int_equal (feed.count, N * PER);
-    assert_int_equal (feed.head, N * PER);
-    for (size_t i = 0; i < feed.count; i++) {
-        assert_int_equal (feed.events [i].position, (int64_t) i + 1);
-        assert_int_equal (feed.events [i].version, (int64_t) i + 1);
-    }
-    assert_string_equal (feed.events [PER].command_id, "cmd-1");
-    assert_string_equal (feed.events [PER].id, "ev-1-0");
-    store_events_reset (&feed);
     free (events);
 
     store_events_t read;
@@ -439,6 +429,105 @@ test_reopen_keeps_everything (void **state)
     store_events_reset (&events);
 }
 
+/* Rows of event_ids (the ids no handler minted), read straight from the file. */
+static int
+s_foreign_rows (const char *path)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *stmt = NULL;
+    assert_int_equal (sqlite3_open_v2 (path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal (sqlite3_prepare_v2 (db, "SELECT count(*) FROM event_ids", -1, &stmt, NULL), SQLITE_OK);
+    assert_int_equal (sqlite3_step (stmt), SQLITE_ROW);
+    int n = sqlite3_column_int (stmt, 0);
+    sqlite3_finalize (stmt);
+    sqlite3_close (db);
+    return n;
+}
+
+/* Event ids stay unique without an index over all of them: ids derived from their
+ * command id (what handlers send) are unique with the command id; any other id is
+ * checked against every stored id, derived ones included, and the other way round. */
+static void
+test_event_id_uniqueness (void **state)
+{
+    fixture_t *f = *state;
+    store_outcome_t out [2];
+    /* a: ids as the handler mints them */
+    test_append_t a;
+    s_make (&a, "case-a", 0, "cmd-a", 3);
+    for (size_t i = 0; i < 3; i++)
+        ids_uuid5_indexed ("cmd-a", (int) i, a.events [i].id);
+    assert_int_equal (s_batch (f->backend, (test_append_t *[]) {&a}, 1, out), 0);
+    assert_int_equal (out [0].kind, STORE_OUTCOME_APPENDED);
+    assert_int_equal (s_foreign_rows (f->path), 0);
+
+    /* b: an id of its own that is one of a's: refused, nothing of b written */
+    test_append_t b;
+    s_make (&b, "case-b", 0, "cmd-b", 2);
+    snprintf (b.events [1].id, sizeof b.events [1].id, "%s", a.events [2].id);
+    assert_int_equal (s_batch (f->backend, (test_append_t *[]) {&b}, 1, out), 0);
+    assert_int_equal (out [0].kind, STORE_OUTCOME_ERROR);
+    assert_string_equal (out [0].error, "invalid");
+    assert_int_equal (s_foreign_rows (f->path), 0);
+    assert_int_equal (s_head (f->backend), 3);
+
+    /* c: ids of its own, accepted and remembered; d: two equal ids in one append */
+    test_append_t c, d;
+    s_make (&c, "case-c", 0, "cmd-c", 2);
+    ids_uuid5_indexed ("cmd-d", 1, c.events [1].id);     /* what d will derive */
+    s_make (&d, "case-d", 0, "cmd-d", 2);
+    snprintf (d.events [1].id, sizeof d.events [1].id, "%s", d.events [0].id);
+    assert_int_equal (s_batch (f->backend, (test_append_t *[]) {&c, &d}, 2, out), 0);
+    assert_int_equal (out [0].kind, STORE_OUTCOME_APPENDED);
+    assert_int_equal (out [1].kind, STORE_OUTCOME_ERROR);
+    assert_int_equal (s_foreign_rows (f->path), 2);
+
+    /* d with its derived ids: the second is c's own id already: refused */
+    for (size_t i = 0; i < 2; i++)
+        ids_uuid5_indexed ("cmd-d", (int) i, d.events [i].id);
+    assert_int_equal (s_batch (f->backend, (test_append_t *[]) {&d}, 1, out), 0);
+    assert_int_equal (out [0].kind, STORE_OUTCOME_ERROR);
+    assert_string_equal (out [0].error, "invalid");
+
+    /* after a reopen the remembered ids still count */
+    store_backend_destroy (&f->backend);
+    f->backend = store_backend_new (&store_sqlite_ops, f->path, NULL);
+    assert_non_null (f->backend);
+    assert_int_equal (s_batch (f->backend, (test_append_t *[]) {&d}, 1, out), 0);
+    assert_int_equal (out [0].kind, STORE_OUTCOME_ERROR);
+    assert_int_equal (s_head (f->backend), 5);
+}
+
+/* A log created before event_ids keeps its UNIQUE index over event ids, which goes
+ * on refusing a taken id. */
+static void
+test_event_id_unique_index_of_old_logs (void **state)
+{
+    fixture_t *f = *state;
+    store_backend_destroy (&f->backend);
+    unlink (f->path);
+    sqlite3 *db = NULL;
+    assert_int_equal (sqlite3_open (f->path, &db), SQLITE_OK);
+    assert_int_equal (sqlite3_exec (db,
+        "CREATE TABLE events (position INTEGER PRIMARY KEY, stream TEXT NOT NULL, version INTEGER NOT NULL,"
+        " event_id TEXT NOT NULL UNIQUE, type TEXT NOT NULL, ts INTEGER NOT NULL, command_id TEXT,"
+        " correlation_id TEXT, data BLOB, UNIQUE (stream, version));", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close (db);
+    f->backend = store_backend_new (&store_sqlite_ops, f->path, NULL);
+    assert_non_null (f->backend);
+    store_outcome_t out [1];
+    test_append_t a, b;
+    s_make (&a, "case-a", 0, "cmd-a", 2);
+    assert_int_equal (s_batch (f->backend, (test_append_t *[]) {&a}, 1, out), 0);
+    assert_int_equal (out [0].kind, STORE_OUTCOME_APPENDED);
+    s_make (&b, "case-b", 0, "cmd-b", 2);
+    snprintf (b.events [0].id, sizeof b.events [0].id, "cmd-a/1");
+    assert_int_equal (s_batch (f->backend, (test_append_t *[]) {&b}, 1, out), 0);
+    assert_int_equal (out [0].kind, STORE_OUTCOME_ERROR);
+    assert_string_equal (out [0].error, "invalid");
+    assert_int_equal (s_foreign_rows (f->path), 0);
+}
+
 static void
 test_open_fails_cleanly (void **state)
 {
@@ -464,6 +553,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_invalid_requests, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_read_caps, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_reopen_keeps_everything, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_event_id_uniqueness, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_event_id_unique_index_of_old_logs, s_setup, s_teardown),
         cmocka_unit_test (test_open_fails_cleanly),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
