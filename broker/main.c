@@ -34,8 +34,8 @@ main (int argc, char *argv [])
     log_init ("broker", config_get (config, "log_level", "info"));
     int rc = 1;
     broker_t *broker = NULL;
-    char *front = endpoints_get (config, "broker_front");
-    char *back = endpoints_get (config, "broker_back");
+    char *front = endpoints_get_bind (config, "broker_front");     /* bound here */
+    char *back = endpoints_get_bind (config, "broker_back");
     if (!front || !back) {
         log_error (NULL, NULL, "data directory path too long for the broker's sockets");
         goto done;

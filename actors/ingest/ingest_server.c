@@ -63,7 +63,7 @@ ingest_server_new (config_t *config)
     if (!self->pending)
         goto fail;
 
-    cli_endpoint = endpoints_get (config, "ingest");
+    cli_endpoint = endpoints_get_bind (config, "ingest");     /* bound here (instance 0) */
     broker_endpoint = endpoints_get (config, "broker_front");
     if (!cli_endpoint || !broker_endpoint) {
         log_error (NULL, NULL, "ingest: endpoint path too long; shorten data_dir or set endpoint_*");

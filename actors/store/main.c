@@ -60,8 +60,8 @@ main (int argc, char *argv [])
         path = strdup (config_get (config, "mongodb_uri", "mongodb://127.0.0.1:27017"));
     else
         path = config_data_path (config, "events.db");
-    router = endpoints_get (config, "store");
-    pub = endpoints_get (config, "store_pub");
+    router = endpoints_get_bind (config, "store");     /* both bound here */
+    pub = endpoints_get_bind (config, "store_pub");
     if (!path || !router || !pub) {
         log_error (NULL, NULL, "data directory path too long for the store's files or sockets");
         goto done;
