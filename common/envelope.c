@@ -74,7 +74,8 @@ s_fixed_write (void *target, const char *buf, size_t len)
 static void
 s_pack_envelope (msgpack_packer *pk, const envelope_t *env)
 {
-    msgpack_pack_map (pk, 8);
+    /* The trace context only when there is one: envelopes without it keep their bytes. */
+    msgpack_pack_map (pk, env->traceparent [0] ? 9 : 8);
     msgpack_pack_str (pk, 1);
     msgpack_pack_str_body (pk, "v", 1);
     msgpack_pack_int (pk, env->version ? env->version : ENVELOPE_VERSION);
@@ -86,6 +87,8 @@ s_pack_envelope (msgpack_packer *pk, const envelope_t *env)
     msgpack_pack_str_body (pk, "ts", 2);
     msgpack_pack_int64 (pk, env->timestamp_us);
     s_pack_str (pk, "key", env->key);
+    if (env->traceparent [0])
+        s_pack_str (pk, "tp", env->traceparent);
     msgpack_pack_str (pk, 4);
     msgpack_pack_str_body (pk, "body", 4);
     msgpack_pack_bin (pk, env->body_size);
@@ -176,6 +179,12 @@ envelope_decode (const void *data, size_t size, envelope_t *env)
         else
         if (s_key_is (k, "cause")) {
             if (s_copy_str (v, env->causation_id, sizeof env->causation_id))
+                goto done;
+        }
+        else
+        if (s_key_is (k, "tp")) {
+            /* Checked where it enters (HTTP, Kafka); here only its size. */
+            if (s_copy_str (v, env->traceparent, sizeof env->traceparent))
                 goto done;
         }
         else

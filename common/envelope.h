@@ -21,6 +21,7 @@ typedef struct {
     char causation_id[ENVELOPE_ID_MAX];
     int64_t timestamp_us;
     char key[ENVELOPE_ID_MAX];
+    char traceparent[56];       /* W3C traceparent of the work this is part of; "" none */
     const char *body;           /* borrowed: points into the decoded buffer or the caller's data */
     size_t body_size;
 } envelope_t;

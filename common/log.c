@@ -15,6 +15,15 @@
 static char s_process [32] = "dossier";
 static int s_level = LOG_LEVEL_INFO;
 
+/* The W3C trace id of what this thread works on (log_set_trace), "" for none. */
+static _Thread_local char s_trace [33];
+
+void
+log_set_trace (const char *trace_id)
+{
+    snprintf (s_trace, sizeof s_trace, "%s", trace_id ? trace_id : "");
+}
+
 /* Lines held by this thread (log_hold). */
 static _Thread_local int s_holding;
 static _Thread_local char s_held [LOG_HOLD_MAX];
@@ -123,8 +132,10 @@ log_emit (int level, const char *correlation_id, const char *case_id, const char
     }
     if (case_id && *case_id) {
         len += (size_t) snprintf (line + len, sizeof line - len, "\",\"case_id\":\"");
-        len = s_escape (line, len, sizeof line - 8, case_id);
+        len = s_escape (line, len, sizeof line - 56, case_id);
     }
+    if (s_trace [0])        /* 32 lowercase hex digits: nothing to escape */
+        len += (size_t) snprintf (line + len, sizeof line - len, "\",\"trace_id\":\"%s", s_trace);
     len += (size_t) snprintf (line + len, sizeof line - len, "\"}\n");
     if (s_holding && level < LOG_LEVEL_WARN && len <= sizeof s_held) {
         if (s_held_size + len > sizeof s_held)

@@ -21,6 +21,11 @@ void log_emit (int level, const char *correlation_id, const char *case_id, const
  * first. warn and error lines go out at once, after what was held. For the calling
  * thread only; on also makes the process flush at exit. */
 #define LOG_HOLD_MAX 4096
+
+/* Every line this thread logs from now on carries "trace_id": trace_id (a W3C
+ * trace id, 32 lowercase hex digits), so one record can be followed across
+ * processes; NULL or "" stops it. */
+void log_set_trace (const char *trace_id);
 void log_hold (int on);
 void log_flush (void);
 

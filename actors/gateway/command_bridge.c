@@ -260,11 +260,13 @@ gw_bridge_destroy (gw_bridge_t **self_p)
 
 int
 gw_bridge_send (gw_bridge_t *self, const char *type, const char *command_id,
-                const char *key, const char *correlation_id, const char *body, size_t body_size)
+                const char *key, const char *correlation_id, const char *traceparent,
+                const char *body, size_t body_size)
 {
     envelope_t env;
     envelope_init (&env, type, command_id);
     envelope_set (env.key, sizeof env.key, key);
+    envelope_set (env.traceparent, sizeof env.traceparent, traceparent ? traceparent : "");
     envelope_set (env.correlation_id, sizeof env.correlation_id, correlation_id);
     env.body = body;
     env.body_size = body_size;

@@ -29,7 +29,8 @@ void gw_bridge_destroy (gw_bridge_t **self_p);
  * borrowed, copied). Never blocks. Returns 0 queued (a reply or a 503 will follow),
  * -1 if the bridge is saturated (answer 503 now). */
 int gw_bridge_send (gw_bridge_t *self, const char *type, const char *command_id,
-                    const char *key, const char *correlation_id, const char *body, size_t body_size);
+                    const char *key, const char *correlation_id, const char *traceparent,
+                    const char *body, size_t body_size);
 
 /* 1 if the broker answered a ctl.ping within the last 3 seconds, else 0. Any thread. */
 int gw_bridge_broker_alive (gw_bridge_t *self);

@@ -12,6 +12,7 @@
 #include "envelope.h"
 #include "ids.h"
 #include "log.h"
+#include "traceparent.h"
 
 #include <czmq.h>
 #include <jansson.h>
@@ -317,7 +318,17 @@ s_command (gw_commands_t *self, h2o_req_t *req, gw_action_t action, const char *
         zhashx_insert (self->pending, command_id, pending);
     h2o_timeout_link (self->loop, &self->cmd_timeout, &pending->timeout);
 
-    if (gw_bridge_send (self->bridge, type, command_id, key, command_id, body, size) != 0) {
+    /* W3C trace context: the caller's trace goes on with a span of ours; without
+     * one (or with a malformed one, which the spec says to ignore) a trace starts here. */
+    traceparent_t trace, span;
+    ssize_t tp_at = h2o_find_header_by_str (&req->headers, H2O_STRLIT ("traceparent"), -1);
+    if (tp_at < 0 || traceparent_parse (req->headers.entries [tp_at].value.base,
+                                        req->headers.entries [tp_at].value.len, &trace) != 0)
+        traceparent_new (&trace);
+    traceparent_child (&trace, &span);
+    char traceparent [TRACEPARENT_LEN];
+    traceparent_format (&span, traceparent);
+    if (gw_bridge_send (self->bridge, type, command_id, key, command_id, traceparent, body, size) != 0) {
         s_pending_unlist (self, pending);
         s_pending_detach (pending);
         s_pending_free (self, pending);

@@ -18,6 +18,7 @@
 #include "event.h"
 #include "ids.h"
 #include "log.h"
+#include "traceparent.h"
 #include "rules.h"
 #include "store_proto.h"
 
@@ -63,6 +64,7 @@ typedef struct {
     int held_once;
     int64_t hold_until_ms;
     handler_rules_session_t *session;
+    char trace_id [33];             /* W3C trace of the command, "" none: on its log lines */
 } s_pending_t;
 
 struct _handler_t {
@@ -321,6 +323,7 @@ s_decide (handler_t *self, s_pending_t *p)
 static void
 s_activate (handler_t *self, s_pending_t *p)
 {
+    log_set_trace (p->trace_id);
     handler_command_t *cmd = p->cmd;
     zhashx_update (self->active, handler_command_case_id (cmd), p);
     p->deadline_ms = zclock_mono () + self->store_timeout_ms;
@@ -551,6 +554,7 @@ s_handle_store (handler_t *self)
         return;
     s_pending_t *p = (s_pending_t *) owner;
     p->request [0] = 0;
+    log_set_trace (p->trace_id);
     if (streq (env.type, "store.error")) {
         store_reply_t reply;
         if (store_reply_decode (env.type, env.body, env.body_size, &reply) != 0)
@@ -579,6 +583,7 @@ s_on_expired (void *owner, void *arg)
     handler_t *self = (handler_t *) arg;
     s_pending_t *p = (s_pending_t *) owner;
     p->request [0] = 0;
+    log_set_trace (p->trace_id);
     log_warn (handler_command_id (p->cmd), handler_command_case_id (p->cmd),
               "the store did not answer in %lld ms", (long long) self->store_timeout_ms);
     s_fail (self, p, 503, "unavailable", "the event store did not answer in time; retry with the same id");
@@ -626,8 +631,13 @@ s_handle_broker (handler_t *self)
         zmsg_destroy (&msg);
         return;
     }
+    traceparent_t trace;
+    if (env.traceparent [0] && traceparent_parse (env.traceparent, strlen (env.traceparent), &trace) == 0)
+        log_set_trace (trace.trace_id);
     log_debug (env.id, handler_command_case_id (cmd), "%s received", env.type);
     s_pending_t *p = s_pending_new (client, &cmd);
+    if (p && env.traceparent [0] && traceparent_parse (env.traceparent, strlen (env.traceparent), &trace) == 0)
+        memcpy (p->trace_id, trace.trace_id, sizeof p->trace_id);
     if (!p) {
         handler_error_set (&err, 500, "internal", "out of memory");
         s_reply_error (self, client, env.id, env.correlation_id, env.key, &err);
@@ -821,6 +831,7 @@ handler_run (handler_t *self, zsock_t *pipe)
             for (int i = 0; i < S_BURST && self->commands < S_MAX_COMMANDS
                             && (zsock_events (self->broker) & ZMQ_POLLIN); i++)
                 s_handle_broker (self);
+        log_set_trace (NULL);       /* lines about no command in particular */
         /* Held commands move when a fetch ended or the oldest hold ran out. */
         if (handler_rules_service (self->rules) > 0 || s_held_timeout (self, zclock_mono ()) == 0)
             s_release_held (self, zclock_mono ());

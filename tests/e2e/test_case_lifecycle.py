@@ -212,3 +212,27 @@ def test_logs_are_json_lines_without_personal_data(dossier, kyc_record):
         assert {"time", "level", "process", "msg"} <= entry.keys(), entry
     assert "Zebulon" not in text and "Quixotic" not in text and "1971-03-09" not in text
     assert case_id in text                # correlation: the case id is logged
+
+
+def test_traceparent_is_followed_into_the_handler_log(dossier, kyc_record):
+    """A W3C traceparent sent with a command reaches the handler (in the envelope) and
+    every line it logs about that command carries the caller's trace id."""
+    rec = copy.deepcopy(kyc_record)
+    rec["client_id"] = "E2E-TRACE-1"
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    r = dossier.post("/v1/cases", rec, headers={
+        "traceparent": "00-%s-00f067aa0ba902b7-01" % trace_id, "Idempotency-Key": "e2e-trace-1"})
+    assert r.status in (200, 201), r.body
+    case_id = r.json()["case_id"]
+
+    def traced():
+        with open(dossier.log_path, "rb") as f:
+            entries = [json.loads(line) for line in f.read().decode().splitlines() if line.strip()]
+        return [e for e in entries if e.get("trace_id") == trace_id] or None
+    lines = wait_for(traced, 10, what="a log line with the trace id")
+    assert any(e["process"] == "handler" and e.get("case_id") == case_id for e in lines), lines
+    # A malformed traceparent is ignored (a new trace starts), never refused.
+    bad = copy.deepcopy(kyc_record)
+    bad["client_id"] = "E2E-TRACE-2"
+    r = dossier.post("/v1/cases", bad, headers={"traceparent": "not-a-trace", "Idempotency-Key": "e2e-trace-2"})
+    assert r.status in (200, 201), r.body

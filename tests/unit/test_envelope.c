@@ -44,6 +44,19 @@ test_envelope_round_trip (void **state)
     /* zero-copy: the body points into the frame */
     assert_true (out.body >= (const char *) zframe_data (frame)
               && out.body < (const char *) zframe_data (frame) + zframe_size (frame));
+    assert_string_equal (out.traceparent, "");
+    size_t plain_size = zframe_size (frame);
+    zframe_destroy (&frame);
+
+    /* The trace context travels when set, and costs nothing when not. */
+    envelope_set (env.traceparent, sizeof env.traceparent, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+    frame = envelope_encode (&env);
+    assert_non_null (frame);
+    assert_true (zframe_size (frame) > plain_size);
+    assert_int_equal (envelope_decode (zframe_data (frame), zframe_size (frame), &out), 0);
+    assert_string_equal (out.traceparent, env.traceparent);
+    assert_string_equal (out.key, env.key);
+    assert_memory_equal (out.body, body, env.body_size);
     zframe_destroy (&frame);
 }
 
