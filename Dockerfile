@@ -37,9 +37,12 @@ COPY config/dossier.cfg config/rules.json /etc/dossier/
 
 # Every process reads its settings from the environment (`dossier config keys`); these
 # are the image's defaults, which compose and Kubernetes extend.
+# MONGOC_DISABLE_SHM: libmongoc keeps its counters in memory, not in /dev/shm (see
+# supervisor/supervisor.c: a leftover file makes it print a plain-text warning).
 ENV DOSSIER_DATA_DIR=/data \
     DOSSIER_RULES_FILE=/etc/dossier/rules.json \
-    DOSSIER_HTTP_ADDR=0.0.0.0:8080
+    DOSSIER_HTTP_ADDR=0.0.0.0:8080 \
+    MONGOC_DISABLE_SHM=1
 USER 10001:10001
 WORKDIR /data
 VOLUME ["/data"]

@@ -289,7 +289,7 @@ s_spawn (self_t *self, process_t *proc)
     size_t n_env = 0;
     while (environ && environ [n_env])
         n_env++;
-    envp = calloc (n_env + 3, sizeof (char *));
+    envp = calloc (n_env + 4, sizeof (char *));
     if (!envp)
         goto failed;
     size_t e = 0;
@@ -299,6 +299,12 @@ s_spawn (self_t *self, process_t *proc)
             envp [e++] = environ [i];
     envp [e++] = ready_var;
     envp [e++] = instance_var;
+    /* libmongoc initialises itself before main and keeps per-process counters in
+     * /dev/shm/mongoc-<pid>; a child killed with -9 leaves its file behind, and a later
+     * child given the same pid prints a plain-text warning that no JSON log handler
+     * can catch yet. Nobody reads those counters: keep them in memory. */
+    if (!getenv ("MONGOC_DISABLE_SHM"))
+        envp [e++] = "MONGOC_DISABLE_SHM=1";
     const char *config_file = config_path (self->config);
     char *argv [] = { path, config_file ? "--config" : NULL, (char *) config_file, NULL };
     sigset_t no_signals;

@@ -236,3 +236,15 @@ def test_traceparent_is_followed_into_the_handler_log(dossier, kyc_record):
     bad["client_id"] = "E2E-TRACE-2"
     r = dossier.post("/v1/cases", bad, headers={"traceparent": "not-a-trace", "Idempotency-Key": "e2e-trace-2"})
     assert r.status in (200, 201), r.body
+
+
+def test_children_keep_mongoc_counters_out_of_shared_memory(dossier):
+    """libmongoc initialises itself before main and, when /dev/shm/mongoc-<pid> is left
+    over from a killed process with the same pid, prints a plain-text warning that breaks
+    the JSON log (seen in CI). The supervisor starts every child with MONGOC_DISABLE_SHM."""
+    pids = [p["pid"] for p in dossier.status() if p["pid"] > 0]
+    assert pids
+    for pid in pids:
+        with open("/proc/%d/environ" % pid, "rb") as f:
+            env = f.read().split(b"\0")
+        assert b"MONGOC_DISABLE_SHM=1" in env, pid
