@@ -45,6 +45,8 @@ static const config_key_t s_keys [] = {
       "how long an append waits for its write concern before it counts as failed and is retried" },
     { "dossier", "mongodb_retry_max_ms", "DOSSIER_MONGODB_RETRY_MAX_MS", "0", "store", NULL,
       "how long the store retries one batch of appends (0: until MongoDB is back or the store stops)" },
+    { "dossier", "projector_busy_behind", "DOSSIER_PROJECTOR_BUSY_BEHIND", "5000", "projector", NULL,
+      "events behind the log from which the projector catches up in shared transactions with a larger cache" },
 
     /* ---- handler ---- */
     { "dossier", "rules_file", "DOSSIER_RULES_FILE", "config/rules.json", "handler", NULL,

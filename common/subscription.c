@@ -47,16 +47,16 @@ s_now (void)
     return zclock_mono ();
 }
 
-/* Sends read_all(next, page). A failed send (queue full while the store is away)
+/* Sends read_all(from, page). A failed send (queue full while the store is away)
  * still counts as outstanding: the request timeout retries it. */
 static void
-s_send_read (subscription_t *self)
+s_send_read_from (subscription_t *self, int64_t from)
 {
     self->req_seq++;
     snprintf (self->req_id, sizeof self->req_id, "sub-%s-%llu", self->tag,
               (unsigned long long) self->req_seq);
     size_t size = 0;
-    char *body = store_read_all_encode (self->next, self->page, &size);
+    char *body = store_read_all_encode (from, self->page, &size);
     if (body) {
         envelope_t env;
         envelope_init (&env, "store.read_all", self->req_id);
@@ -64,7 +64,7 @@ s_send_read (subscription_t *self)
         env.body_size = size;
         if (envelope_send (zsock_resolve (self->dealer), NULL, &env) != 0)
             log_debug (NULL, NULL, "subscription: read_all from %lld not sent (%s); will retry",
-                       (long long) self->next, zmq_strerror (zmq_errno ()));
+                       (long long) from, zmq_strerror (zmq_errno ()));
         free (body);
     }
     self->stats.reads_sent++;
@@ -72,6 +72,12 @@ s_send_read (subscription_t *self)
     self->live_during_read = 0;
     self->retry_at = 0;
     self->sent_at = self->last_activity = s_now ();
+}
+
+static void
+s_send_read (subscription_t *self)
+{
+    s_send_read_from (self, self->next);
 }
 
 subscription_t *
@@ -223,7 +229,23 @@ s_handle_reply (subscription_t *self, subscription_fn *fn, void *arg)
         zmsg_destroy (&msg);
         return 0;
     }
+    /* A full page that continues at next: the store reads the page after it while
+     * the consumer applies this one (if the consumer refuses it, that read's answer
+     * is dropped as stale and the same positions are read again later). */
+    int64_t after = batch.count ? batch.events [batch.count - 1].position + 1 : 0;
+    int ahead = (int64_t) batch.count >= self->page && batch.events [0].position == self->next
+             && after == self->next + (int64_t) batch.count;
+    if (ahead)
+        s_send_read_from (self, after);
     int outcome = s_deliver (self, &batch, fn, arg);
+    if (ahead) {
+        if (outcome == S_DELIVERED && self->next == after)
+            self->sent_at = self->last_activity = s_now ();     /* its timeout starts now */
+        else {
+            self->outstanding = 0;      /* its answer is stale */
+            outcome = outcome == S_DELIVERED ? S_GAP : outcome;
+        }
+    }
     if (outcome == S_REFUSED || outcome == S_GAP) {
         /* A reply that does not start at next means the store skipped positions;
          * back off rather than hammer it. */
@@ -232,20 +254,24 @@ s_handle_reply (subscription_t *self, subscription_fn *fn, void *arg)
         s_retry_later (self);
     }
     else
-    if ((outcome == S_DELIVERED && ((int64_t) batch.count >= self->page || self->head >= self->next))
-    ||  self->live_during_read)
+    if (!ahead && ((outcome == S_DELIVERED && ((int64_t) batch.count >= self->page || self->head >= self->next))
+    ||  self->live_during_read))
         s_send_read (self);       /* more to read: full page, or the feed moved on meanwhile */
     event_batch_destroy (&batch);
     zmsg_destroy (&msg);
     return 0;
 }
 
+/* Live messages delivered in one call at most (each is one append batch). */
+#define S_LIVE_COALESCE 64
+
+/* Receives one live message: 0 with *msg_p and a decoded batch, -2 dropped (bad
+ * input, logged; a read is asked for), -1 nothing to receive. */
 static int
-s_handle_live (subscription_t *self, subscription_fn *fn, void *arg)
+s_live_recv (subscription_t *self, zmsg_t **msg_p, event_batch_t *batch)
 {
-    zmsg_t *msg = NULL;
     envelope_t env;
-    int rc = envelope_recv (zsock_resolve (self->sub), 0, NULL, &msg, &env);
+    int rc = envelope_recv (zsock_resolve (self->sub), 0, NULL, msg_p, &env);
     if (rc == -1)
         return -1;
     self->last_activity = s_now ();
@@ -254,28 +280,85 @@ s_handle_live (subscription_t *self, subscription_fn *fn, void *arg)
             log_warn (NULL, NULL, "subscription: unexpected '%s' on the live feed dropped", env.type);
         else
             log_warn (NULL, NULL, "subscription: malformed live message dropped");
-        zmsg_destroy (&msg);
-        return 0;
+        zmsg_destroy (msg_p);
+        return -2;
     }
     self->stats.live_batches++;
-    event_batch_t batch;
-    if (s_decode (self, &env, &batch, "live batch")) {
-        zmsg_destroy (&msg);
+    if (s_decode (self, &env, batch, "live batch")) {
+        zmsg_destroy (msg_p);
         if (!self->outstanding && !self->retry_at)
             s_send_read (self);   /* we may have lost events: read them */
-        return 0;
+        return -2;
     }
+    return 0;
+}
+
+static int
+s_handle_live (subscription_t *self, subscription_fn *fn, void *arg)
+{
     if (self->outstanding || self->retry_at) {
         /* The read in flight (or the pending retry) decides what comes next;
-         * delivering now could race its reply. Remember to read again. */
+         * delivering now could race its reply, and decoding would be wasted.
+         * Remember to read again. */
+        zmsg_t *msg = zmsg_recv (self->sub);
+        if (!msg)
+            return -1;
+        self->last_activity = s_now ();
+        self->stats.live_batches++;
         self->live_during_read = 1;
+        zmsg_destroy (&msg);
+        return 0;
     }
-    else {
-        int outcome = s_deliver (self, &batch, fn, arg);
-        if (outcome == S_NOTHING)
+    /* The live messages already queued are applied together: one call, one
+     * transaction for the consumer, however finely the store cut its appends. */
+    zmsg_t *msgs [S_LIVE_COALESCE];
+    event_batch_t batches [S_LIVE_COALESCE];
+    size_t n = 0, events = 0;
+    int rc = s_live_recv (self, &msgs [0], &batches [0]);
+    if (rc == -1)
+        return -1;
+    if (rc == 0) {
+        events = batches [0].count;
+        n = 1;
+        while (n < S_LIVE_COALESCE && events < (size_t) self->page
+           &&  (zsock_events (self->sub) & ZMQ_POLLIN)) {
+            rc = s_live_recv (self, &msgs [n], &batches [n]);
+            if (rc == -1)
+                break;
+            if (rc == 0)
+                events += batches [n++].count;
+        }
+    }
+    /* the events that continue at next, in order, as one batch */
+    event_batch_t merged = { 0 };
+    int gap = 0;
+    if (n == 1)
+        merged = batches [0];
+    else
+    if (n > 1 && (merged.events = malloc (events * sizeof (event_t)))) {
+        int64_t expect = self->next;
+        for (size_t i = 0; i < n && !gap; i++)
+            for (size_t j = 0; j < batches [i].count && !gap; j++) {
+                const event_t *ev = &batches [i].events [j];
+                if (ev->position < expect)
+                    continue;                       /* seen already */
+                if (ev->position > expect)
+                    gap = 1;                        /* delivered up to here; the read fills it */
+                else {
+                    merged.events [merged.count++] = *ev;
+                    expect++;
+                }
+            }
+    }
+    else
+    if (n > 1)
+        gap = 1;                                    /* out of memory: let a read do it */
+    if (n) {
+        int outcome = merged.count || n == 1 ? s_deliver (self, &merged, fn, arg) : S_NOTHING;
+        if (outcome == S_NOTHING && !gap)
             self->stats.live_duplicates++;
         else
-        if (outcome == S_GAP) {
+        if (outcome == S_GAP || (gap && outcome != S_REFUSED)) {
             self->stats.gaps++;
             s_send_read (self);
         }
@@ -283,8 +366,12 @@ s_handle_live (subscription_t *self, subscription_fn *fn, void *arg)
         if (outcome == S_REFUSED)
             s_retry_later (self);
     }
-    event_batch_destroy (&batch);
-    zmsg_destroy (&msg);
+    if (n > 1)
+        free (merged.events);
+    for (size_t i = 0; i < n; i++) {
+        event_batch_destroy (&batches [i]);
+        zmsg_destroy (&msgs [i]);
+    }
     return 0;
 }
 

@@ -1,5 +1,6 @@
 /* dossier-projector — builds the read models from the event log.
  * Usage: dossier-projector [--config PATH]; stops cleanly on SIGINT/SIGTERM. */
+#include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -20,6 +21,9 @@ main (int argc, char **argv)
             return 2;
         }
     }
+    /* SQLite's memory statistics take a global mutex on every allocation; the
+     * projector never reads them. (Before any other SQLite call.) */
+    sqlite3_config (SQLITE_CONFIG_MEMSTATUS, 0);
     config_t *config = config_load (config_file);
     if (!config) {
         fprintf (stderr, "dossier-projector: cannot load the configuration\n");

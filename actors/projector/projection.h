@@ -24,6 +24,11 @@ projection_t *projection_new (const char *path);
  * (MongoDB) may come up before its database does: then the projection is returned
  * not loaded, and projection_load retries. NULL on failure (logged). Caller owns. */
 projection_t *projection_new_with (const readmodel_store_ops_t *ops, const char *location, config_t *config);
+/* Opens location as the target of a rebuild (projection_begin, projection_clear,
+ * pages, projection_commit, then projection_destroy): the backend may build it
+ * faster than live read models, since nobody reads it before it is complete, and
+ * puts it in place once committed and destroyed. NULL on failure (logged). */
+projection_t *projection_new_rebuild (const readmodel_store_ops_t *ops, const char *location, config_t *config);
 void projection_destroy (projection_t **self_p);
 
 /* Loads the schema/indexes and the checkpoint if not done yet. 0 loaded, -1 not yet
@@ -33,6 +38,13 @@ int projection_loaded (projection_t *self);
 
 /* The backend's name ("sqlite", "mongodb"). */
 const char *projection_backend (projection_t *self);
+
+/* 1 if begin..commit is all or nothing (SQLite), so several batches may share one
+ * transaction; 0 if every batch is durable by itself (MongoDB). */
+int projection_transactional (projection_t *self);
+
+/* 1 while a transaction is open (projection_begin without commit or rollback yet). */
+int projection_in_tx (projection_t *self);
 
 /* The last durable checkpoint: every event up to it is applied. */
 int64_t projection_checkpoint (projection_t *self);
@@ -59,6 +71,10 @@ void projection_rollback (projection_t *self);
 /* 1 if path does not exist or holds nothing but read-model tables (so a rebuild
  * may drop them), 0 otherwise: never clear a database that is not ours. */
 int projection_is_readmodel_file (const char *path);
+
+/* busy 1 while a long catch-up or a rebuild runs: the backend may keep more in
+ * memory; 0 once caught up: it gives it back (and so does this process's heap). */
+void projection_set_busy (projection_t *self, int busy);
 
 /* Counters since open: events applied, events skipped as already applied, poison events. */
 typedef struct {

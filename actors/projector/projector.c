@@ -24,6 +24,13 @@
 #define S_REBUILD_TIMEOUT_MS 5000   /* a page not answered by then is asked again */
 #define S_REBUILD_MAX_TRIES 12      /* ... and after this many, the rebuild fails */
 #define S_LOAD_RETRY_MS     1000    /* read models not reachable at start: try again this often */
+#define S_BUSY_BEHIND       "5000"  /* events behind the store's head that make the projector busy
+                                       (config projector_busy_behind) */
+#define S_IDLE_AFTER_MS     2000    /* ... and how long it must have kept up to be idle again */
+/* Busy on a transactional backend, consecutive batches share one transaction (the
+ * checkpoint in it) up to this many events or this long: fewer, larger commits. */
+#define S_TX_EVENTS         50000
+#define S_TX_MS             1000
 
 /* A rebuild in progress: pages of the log into one transaction on target. */
 typedef struct {
@@ -58,6 +65,12 @@ typedef struct {
     zsock_t *ctl;
     zpoller_t *poller;
     int sub_paused;
+    int busy;                   /* behind the log: the read models may use more memory */
+    int64_t busy_behind;        /* ... by more than this many events */
+    int64_t kept_up_since;      /* when it last caught up (0: it is behind) */
+    int tx_open;                /* batches applied in a transaction not committed yet */
+    int64_t tx_events, tx_started;
+    int rewind;                 /* a shared transaction failed: read again from the checkpoint */
     unsigned apply_failures;    /* consecutive batches the database refused */
     s_rebuild_t *rebuild;
     char tag [9];               /* random prefix of our message ids */
@@ -95,11 +108,58 @@ s_send_error (self_t *self, zframe_t *identity, const char *cause, const char *c
 
 /* ---- the live subscription ----------------------------------------------------- */
 
+/* Commits the transaction batches share. On failure everything since the last
+ * commit is undone and read again from the checkpoint. 0 ok, -1 failed. */
+static int
+s_tx_commit (self_t *self)
+{
+    if (!self->tx_open)
+        return 0;
+    self->tx_open = 0;
+    if (projection_commit (self->projection) == 0)
+        return 0;
+    projection_rollback (self->projection);
+    self->rewind = 1;
+    log_warn (NULL, NULL, "projector: commit of %lld events failed; reading them again", (long long) self->tx_events);
+    return -1;
+}
+
 static int
 s_on_events (const event_t *events, size_t count, void *arg)
 {
     self_t *self = (self_t *) arg;
-    if (projection_apply (self->projection, events, count) != 0) {
+    int rc;
+    /* far behind already at this batch (the store's head is known by now) */
+    if (!self->busy && subscription_head (self->sub) - (events [0].position - 1) > self->busy_behind) {
+        projection_set_busy (self->projection, 1);
+        self->busy = 1;
+    }
+    if (self->busy && projection_transactional (self->projection)) {
+        /* several batches in one transaction: the batches it holds were delivered,
+         * so a failure rewinds the subscription to the checkpoint (s_tx_tick) */
+        if (!self->tx_open) {
+            if (projection_begin (self->projection) == 0) {
+                self->tx_open = 1;
+                self->tx_events = 0;
+                self->tx_started = zclock_mono ();
+            }
+        }
+        rc = self->tx_open ? projection_apply_in_tx (self->projection, events, count) : -1;
+        if (rc != 0 && self->tx_open) {
+            projection_rollback (self->projection);
+            self->tx_open = 0;
+            self->rewind = self->tx_events > 0;
+        }
+        if (rc == 0) {
+            self->tx_events += (int64_t) count;
+            if (self->tx_events >= S_TX_EVENTS)
+                s_tx_commit (self);
+        }
+    }
+    else {
+        rc = s_tx_commit (self) == 0 ? projection_apply (self->projection, events, count) : -1;
+    }
+    if (rc != 0) {
         /* retried every few hundred ms: say so once, then now and then */
         if (self->apply_failures++ % 50 == 0)
             log_warn (NULL, NULL, "projector: batch at %lld not applied (%u in a row); will retry",
@@ -108,6 +168,46 @@ s_on_events (const event_t *events, size_t count, void *arg)
     }
     self->apply_failures = 0;
     return 0;
+}
+
+/* Commits a shared transaction once caught up or old enough, and after a failed
+ * one asks the store again from the checkpoint. */
+static void
+s_tx_tick (self_t *self)
+{
+    int caught_up = subscription_next (self->sub) > subscription_head (self->sub);
+    if (self->tx_open && (caught_up || !self->busy || zclock_mono () - self->tx_started >= S_TX_MS))
+        s_tx_commit (self);
+    if (self->rewind) {
+        self->rewind = 0;
+        subscription_reset (self->sub, projection_checkpoint (self->projection) + 1);
+    }
+}
+
+/* Behind the log (a restart after downtime, a burst of appends): the read models
+ * may keep more in memory until the projector has kept up for a while, then give
+ * it back, so that following a quiet feed stays small. */
+static void
+s_busy_tick (self_t *self)
+{
+    int64_t behind = subscription_head (self->sub) - (subscription_next (self->sub) - 1);
+    int64_t now = zclock_mono ();
+    /* (the idle reads of the safety net do not count as being behind) */
+    if (behind > 0)
+        self->kept_up_since = 0;
+    else
+    if (!self->kept_up_since)
+        self->kept_up_since = now;
+    if (!self->busy && behind > self->busy_behind) {
+        projection_set_busy (self->projection, 1);
+        self->busy = 1;
+    }
+    else
+    if (self->busy && self->kept_up_since && now - self->kept_up_since >= S_IDLE_AFTER_MS
+    &&  !self->tx_open) {
+        projection_set_busy (self->projection, 0);
+        self->busy = 0;
+    }
 }
 
 /* While an in-place rebuild holds the live database, the live feed waits: its
@@ -173,6 +273,9 @@ s_rebuild_finish (self_t *self, int ok, const char *error, const char *detail)
     }
     else
         projection_destroy (&r->target);
+    /* the rebuild's memory goes back (a long catch-up, if any, asks for it again) */
+    projection_set_busy (self->projection, 0);
+    self->busy = 0;
     if (ok) {
         log_info (r->correlation, NULL, "projector: rebuild%s done: %lld events in %.3f s",
                   r->in_place ? " in place" : "", (long long) r->events, seconds);
@@ -257,6 +360,7 @@ s_rebuild_start (self_t *self, zframe_t *identity, const envelope_t *req)
         s_send_error (self, identity, req->id, req->correlation_id, "unavailable", "the read models are not reachable");
         return;
     }
+    s_tx_commit (self);                 /* the live batches first (a failure rewinds later) */
     s_rebuild_t *r = calloc (1, sizeof (s_rebuild_t));
     if (!r) {
         json_decref (body);
@@ -270,7 +374,7 @@ s_rebuild_start (self_t *self, zframe_t *identity, const envelope_t *req)
     r->in_place = target == NULL;
     r->next = 1;
     r->started_at = r->progress_at = zclock_mono ();
-    r->target = r->in_place ? self->projection : projection_new_with (self->ops, target, self->config);
+    r->target = r->in_place ? self->projection : projection_new_rebuild (self->ops, target, self->config);
     if (r->target && !projection_loaded (r->target)) {
         projection_destroy (&r->target);
         r->target = NULL;
@@ -290,8 +394,10 @@ s_rebuild_start (self_t *self, zframe_t *identity, const envelope_t *req)
     }
     zpoller_add (self->poller, r->dealer);
     r->polled = 1;
-    if (r->in_place)
+    if (r->in_place) {
         s_pause_live (self, 1);
+        projection_set_busy (r->target, 1);
+    }
     if (projection_begin (r->target) != 0 || projection_clear (r->target) != 0) {
         s_rebuild_finish (self, 0, "failed", "cannot reset the read models");
         return;
@@ -439,6 +545,7 @@ s_self_destroy (self_t **self_p)
         self_t *self = *self_p;
         if (self->rebuild)
             s_rebuild_finish (self, 0, "unavailable", "the projector is stopping");
+        s_tx_commit (self);             /* what was applied is kept */
         zpoller_destroy (&self->poller);
         subscription_destroy (&self->sub);
         zsock_destroy (&self->ctl);
@@ -496,6 +603,7 @@ s_self_new (config_t *config, zsock_t *pipe)
     char uuid [IDS_UUID_LEN];
     ids_uuid4 (uuid);
     memcpy (self->tag, uuid, 8);
+    self->busy_behind = atoll (config_get (config, "projector_busy_behind", S_BUSY_BEHIND));
     const char *store = config_get (config, "store", "sqlite");
     self->ops = readmodel_store_lookup (store);
     if (!self->ops) {
@@ -505,7 +613,7 @@ s_self_new (config_t *config, zsock_t *pipe)
     self->location = readmodel_store_location (self->ops, config);
     self->store_ep = endpoints_get (config, "store");
     self->pub_ep = endpoints_get (config, "store_pub");
-    self->ctl_ep = endpoints_get (config, "projector");
+    self->ctl_ep = endpoints_get_bind (config, "projector");     /* bound here */
     if (!self->location || !self->store_ep || !self->pub_ep || !self->ctl_ep) {
         log_error (NULL, NULL, "projector: no usable endpoints or data path (ipc path too long?)");
         goto fail;
@@ -570,8 +678,11 @@ projector_run (config_t *config, zsock_t *pipe)
         else
         if (which && self->sub && !self->sub_paused)
             subscription_handle (self->sub, which, s_on_events, self);
-        if (self->sub && !self->sub_paused)
+        if (self->sub && !self->sub_paused) {
+            s_tx_tick (self);
             subscription_tick (self->sub);
+            s_busy_tick (self);
+        }
         s_load_tick (self);
         s_rebuild_tick (self);
     }

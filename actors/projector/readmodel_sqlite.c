@@ -1,9 +1,14 @@
 /* readmodel_sqlite — the embedded read-model backend: one SQLite file
  * (schemas/readmodels.sql) in WAL mode, each batch one transaction with the
- * checkpoint, so a crash never leaves a half-applied batch behind. */
+ * checkpoint, so a crash never leaves a half-applied batch behind. A rebuild target
+ * is built beside its place, without a WAL, and renamed into place when complete. */
 #include "readmodel_store.h"
 
 #include <czmq.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <libgen.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,16 +20,29 @@
 
 #define S_CHECKPOINT_NAME "projector"
 
+/* Audit-trail rows are inserted this many to a statement: the cost of running a
+ * statement is paid once for all of them. */
+#define S_EVENTS_PER_INSERT 32
+
+/* The page cache: large while a catch-up or a rebuild writes page after page,
+ * small once the projector follows the live feed (steady-state memory). */
+#define S_CACHE_BUSY "PRAGMA cache_size = -65536"
+#define S_CACHE_IDLE "PRAGMA cache_size = -8192"
+
 enum {
     S_CHECKPOINT_GET, S_CHECKPOINT_PUT,
     S_CASE_GET, S_CASE_PUT,
-    S_COMPANY_PUT, S_PERSON_PUT, S_BO_PUT,
-    S_DOC_GET, S_DOC_PUT,
-    S_EVENT_PUT, S_ERROR_PUT,
+    S_COMPANY_INS, S_COMPANY_UPD, S_PERSON_INS, S_PERSON_UPD, S_BO_INS, S_BO_UPD,
+    S_DOC_GET, S_DOC_INS, S_DOC_UPD,
+    S_EVENT_PUT, S_EVENT_PUT_MANY, S_ERROR_PUT,
     S_CASE_COMPANIES, S_CASE_PERSONS, S_CASE_BOS, S_CASE_DOCS,
     S_STMT_COUNT
 };
 
+/* Child rows: an insert that does nothing when the id is stored, then, only then,
+ * the update guarded by updated_position (the same rows an upsert would give, and
+ * the caller learns whether the row was new). Parameters of both: ?1 id, ?2 case_id,
+ * ?3 seq, ?4 updated_position, ?5 json, ?6 company_id, ?7 status. */
 static const char *s_sql [S_STMT_COUNT] = {
     [S_CHECKPOINT_GET] = "SELECT position FROM checkpoint WHERE name = '" S_CHECKPOINT_NAME "'",
     [S_CHECKPOINT_PUT] = "INSERT INTO checkpoint (name, position) VALUES ('" S_CHECKPOINT_NAME "', ?1) "
@@ -37,28 +55,26 @@ static const char *s_sql [S_STMT_COUNT] = {
                          "traitement_type = excluded.traitement_type, status = excluded.status, "
                          "updated_position = excluded.updated_position, summary_json = excluded.summary_json, "
                          "full_json = excluded.full_json WHERE excluded.updated_position >= cases.updated_position",
-    [S_COMPANY_PUT]    = "INSERT INTO companies (id, case_id, seq, updated_position, json) VALUES (?1, ?2, ?3, ?4, ?5) "
-                         "ON CONFLICT (id) DO UPDATE SET case_id = excluded.case_id, "
-                         "updated_position = excluded.updated_position, json = excluded.json "
-                         "WHERE excluded.updated_position > companies.updated_position",
-    [S_PERSON_PUT]     = "INSERT INTO persons (id, case_id, company_id, seq, updated_position, json) "
-                         "VALUES (?1, ?2, ?6, ?3, ?4, ?5) "
-                         "ON CONFLICT (id) DO UPDATE SET case_id = excluded.case_id, company_id = excluded.company_id, "
-                         "updated_position = excluded.updated_position, json = excluded.json "
-                         "WHERE excluded.updated_position > persons.updated_position",
-    [S_BO_PUT]         = "INSERT INTO beneficial_owners (id, company_id, case_id, seq, updated_position, json) "
-                         "VALUES (?1, ?6, ?2, ?3, ?4, ?5) "
-                         "ON CONFLICT (id) DO UPDATE SET company_id = excluded.company_id, case_id = excluded.case_id, "
-                         "updated_position = excluded.updated_position, json = excluded.json "
-                         "WHERE excluded.updated_position > beneficial_owners.updated_position",
+    [S_COMPANY_INS]    = "INSERT INTO companies (id, case_id, seq, updated_position, json) VALUES (?1, ?2, ?3, ?4, ?5) "
+                         "ON CONFLICT (id) DO NOTHING",
+    [S_COMPANY_UPD]    = "UPDATE companies SET case_id = ?2, updated_position = ?4, json = ?5 "
+                         "WHERE id = ?1 AND updated_position < ?4",
+    [S_PERSON_INS]     = "INSERT INTO persons (id, case_id, company_id, seq, updated_position, json) "
+                         "VALUES (?1, ?2, ?6, ?3, ?4, ?5) ON CONFLICT (id) DO NOTHING",
+    [S_PERSON_UPD]     = "UPDATE persons SET case_id = ?2, company_id = ?6, updated_position = ?4, json = ?5 "
+                         "WHERE id = ?1 AND updated_position < ?4",
+    [S_BO_INS]         = "INSERT INTO beneficial_owners (id, company_id, case_id, seq, updated_position, json) "
+                         "VALUES (?1, ?6, ?2, ?3, ?4, ?5) ON CONFLICT (id) DO NOTHING",
+    [S_BO_UPD]         = "UPDATE beneficial_owners SET company_id = ?6, case_id = ?2, updated_position = ?4, json = ?5 "
+                         "WHERE id = ?1 AND updated_position < ?4",
     [S_DOC_GET]        = "SELECT seq, updated_position, json, case_id, status FROM documents WHERE id = ?1",
-    [S_DOC_PUT]        = "INSERT INTO documents (id, case_id, seq, status, updated_position, json) "
-                         "VALUES (?1, ?2, ?3, ?7, ?4, ?5) "
-                         "ON CONFLICT (id) DO UPDATE SET status = excluded.status, "
-                         "updated_position = excluded.updated_position, json = excluded.json "
-                         "WHERE excluded.updated_position > documents.updated_position",
+    [S_DOC_INS]        = "INSERT INTO documents (id, case_id, seq, status, updated_position, json) "
+                         "VALUES (?1, ?2, ?3, ?7, ?4, ?5) ON CONFLICT (id) DO NOTHING",
+    [S_DOC_UPD]        = "UPDATE documents SET status = ?7, updated_position = ?4, json = ?5 "
+                         "WHERE id = ?1 AND updated_position < ?4",
     [S_EVENT_PUT]      = "INSERT INTO case_events (case_id, version, position, json) VALUES (?1, ?2, ?3, ?4) "
                          "ON CONFLICT (case_id, version) DO NOTHING",
+    [S_EVENT_PUT_MANY] = NULL,          /* built at open: S_EVENTS_PER_INSERT rows */
     [S_ERROR_PUT]      = "INSERT INTO projector_errors (position, event_id, error) VALUES (?1, ?2, ?3) "
                          "ON CONFLICT (position) DO NOTHING",
     /* Children of one case, each in seq order. Column order: id, company_id, status,
@@ -75,11 +91,23 @@ static const char *s_sql [S_STMT_COUNT] = {
                          "WHERE case_id = ?1 ORDER BY seq",
 };
 
+/* An audit-trail row waiting for its statement; text holds case_id then json. */
+typedef struct {
+    int64_t version, position;
+    size_t at, case_id_len, json_len;
+} s_pending_t;
+
 typedef struct {
     sqlite3 *db;
-    char *path;
+    char *path;                 /* the file open (a rebuild target's partial file) */
+    char *target;               /* a rebuild target: where path goes once complete */
+    int complete;               /* the target's rebuild committed */
     sqlite3_stmt *stmt [S_STMT_COUNT];
     int in_tx;
+    s_pending_t pending [S_EVENTS_PER_INSERT];
+    size_t pending_count;
+    char *text;                 /* the pending rows' strings */
+    size_t text_size, text_cap;
 } s_self_t;
 
 static int
@@ -117,6 +145,52 @@ s_bind_text (sqlite3_stmt *stmt, int index, const char *text)
         sqlite3_bind_null (stmt, index);
 }
 
+/* fsync of a file (directory: 1) by name; 0 ok, -1 failed. */
+static int
+s_sync_path (const char *path, int directory)
+{
+    int fd = open (path, directory ? O_RDONLY | O_DIRECTORY : O_RDWR);
+    if (fd < 0)
+        return -1;
+    int rc = fsync (fd);
+    close (fd);
+    return rc;
+}
+
+/* Writes the audit-trail rows waiting for their statement: full groups with the
+ * many-row statement, the rest one by one. 0 ok, -1 failed (logged). */
+static int
+s_flush_events (s_self_t *self)
+{
+    size_t n = self->pending_count;
+    int rc = 0;
+    if (n == S_EVENTS_PER_INSERT) {
+        sqlite3_stmt *st = self->stmt [S_EVENT_PUT_MANY];
+        for (size_t i = 0; i < n; i++) {
+            s_pending_t *e = &self->pending [i];
+            int base = (int) i * 4;
+            sqlite3_bind_text (st, base + 1, self->text + e->at, (int) e->case_id_len, SQLITE_STATIC);
+            sqlite3_bind_int64 (st, base + 2, e->version);
+            sqlite3_bind_int64 (st, base + 3, e->position);
+            sqlite3_bind_text (st, base + 4, self->text + e->at + e->case_id_len, (int) e->json_len, SQLITE_STATIC);
+        }
+        rc = s_step_done (self, st);
+    }
+    else
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            s_pending_t *e = &self->pending [i];
+            sqlite3_stmt *st = self->stmt [S_EVENT_PUT];
+            sqlite3_bind_text (st, 1, self->text + e->at, (int) e->case_id_len, SQLITE_STATIC);
+            sqlite3_bind_int64 (st, 2, e->version);
+            sqlite3_bind_int64 (st, 3, e->position);
+            sqlite3_bind_text (st, 4, self->text + e->at + e->case_id_len, (int) e->json_len, SQLITE_STATIC);
+            rc = s_step_done (self, st);
+        }
+    self->pending_count = 0;
+    self->text_size = 0;
+    return rc;
+}
+
 static void
 s_close (void *impl)
 {
@@ -131,44 +205,139 @@ s_close (void *impl)
         sqlite3_finalize (self->stmt [i]);
     if (self->db)
         sqlite3_close (self->db);
+    if (self->target) {
+        /* A complete rebuild reaches the disk (once, now: it was written without
+         * waiting) and takes the target's place, with none of the old file's WAL
+         * left beside it; an incomplete one is thrown away. */
+        if (self->complete && s_sync_path (self->path, 0) != 0) {
+            log_error (NULL, NULL, "projection: cannot sync %s: %s", self->path, strerror (errno));
+            self->complete = 0;
+        }
+        if (self->complete) {
+            char side [PATH_MAX];
+            static const char *suffixes [] = { "-wal", "-shm", "-journal" };
+            for (size_t i = 0; i < sizeof suffixes / sizeof suffixes [0]; i++)
+                if (snprintf (side, sizeof side, "%s%s", self->target, suffixes [i]) < (int) sizeof side)
+                    unlink (side);
+            if (rename (self->path, self->target) != 0) {
+                log_error (NULL, NULL, "projection: cannot move %s to %s: %s", self->path, self->target,
+                           strerror (errno));
+                unlink (self->path);
+            }
+            else {
+                char dir [PATH_MAX];
+                snprintf (dir, sizeof dir, "%s", self->target);
+                s_sync_path (dirname (dir), 1);
+            }
+        }
+        else
+            unlink (self->path);
+    }
+    free (self->text);
+    free (self->target);
     free (self->path);
     free (self);
+}
+
+/* The many-row insert of the audit trail. */
+static char *
+s_events_many_sql (void)
+{
+    const char *head = "INSERT INTO case_events (case_id, version, position, json) VALUES ";
+    const char *tail = " ON CONFLICT (case_id, version) DO NOTHING";
+    size_t size = strlen (head) + strlen (tail) + S_EVENTS_PER_INSERT * 12 + 1;
+    char *sql = malloc (size);
+    if (!sql)
+        return NULL;
+    size_t n = (size_t) snprintf (sql, size, "%s", head);
+    for (int i = 0; i < S_EVENTS_PER_INSERT; i++)
+        n += (size_t) snprintf (sql + n, size - n, "%s(?,?,?,?)", i ? "," : "");
+    snprintf (sql + n, size - n, "%s", tail);
+    return sql;
+}
+
+/* Opens path. bulk: a rebuild target nobody reads before it is complete, so a
+ * crash may leave it broken (it is thrown away): the journal stays in memory, no
+ * write waits for the disk until the final commit, and no other connection may
+ * open it meanwhile. */
+static s_self_t *
+s_open_file (const char *path, int bulk)
+{
+    s_self_t *self = calloc (1, sizeof (s_self_t));
+    if (!self)
+        return NULL;
+    self->path = strdup (path);
+    if (!self->path)
+        goto fail;
+    if (sqlite3_open_v2 (path, &self->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+        log_error (NULL, NULL, "projection: cannot open %s: %s", path,
+                   self->db ? sqlite3_errmsg (self->db) : "out of memory");
+        goto fail;
+    }
+    sqlite3_busy_timeout (self->db, 5000);
+    /* Row records of a batch are bigger than the default lookaside slots. */
+    sqlite3_db_config (self->db, SQLITE_DBCONFIG_LOOKASIDE, NULL, 2048, 64);
+    /* Live: synchronous=NORMAL in WAL never corrupts, and the checkpoint commits
+     * with the rows: a power cut can only lose a tail that is then projected again.
+     * Bulk: the journal in memory still lets a failed rebuild roll back (a new file
+     * has nothing to save in it), no write waits for the disk (the file is synced
+     * once, complete, before it is renamed into place), and the lock is held from
+     * the start so that nobody reads it half built. */
+    const char *pragmas = bulk ? "PRAGMA journal_mode = MEMORY; PRAGMA synchronous = OFF; "
+                                 "PRAGMA locking_mode = EXCLUSIVE; PRAGMA cache_size = -65536; "
+                                 "PRAGMA temp_store = MEMORY;"
+                               : "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; "
+                                 S_CACHE_IDLE "; PRAGMA temp_store = MEMORY; "
+                                 /* a catch-up's or a rebuild's big WAL does not stay on disk */
+                                 "PRAGMA journal_size_limit = 67108864;";
+    if (s_exec (self, pragmas)
+    ||  s_exec (self, readmodel_schema_sql)
+    ||  s_exec (self, readmodel_schema_errors_sql))
+        goto fail;
+    for (int i = 0; i < S_STMT_COUNT; i++) {
+        char *built = i == S_EVENT_PUT_MANY ? s_events_many_sql () : NULL;
+        const char *sql = i == S_EVENT_PUT_MANY ? built : s_sql [i];
+        int rc = sql ? sqlite3_prepare_v3 (self->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &self->stmt [i], NULL)
+                     : SQLITE_NOMEM;
+        free (built);
+        if (rc != SQLITE_OK) {
+            log_error (NULL, NULL, "projection: prepare failed: %s", sqlite3_errmsg (self->db));
+            goto fail;
+        }
+    }
+    return self;
+fail:
+    s_close (self);
+    return NULL;
 }
 
 static void *
 s_open (const char *location, config_t *config)
 {
     (void) config;
+    return location ? s_open_file (location, 0) : NULL;
+}
+
+/* A rebuild target is built in "<target>.partial" (one a crash left behind is
+ * ours to remove) and renamed over the target when complete (s_close). */
+static void *
+s_open_rebuild (const char *location, config_t *config)
+{
+    (void) config;
     if (!location)
         return NULL;
-    s_self_t *self = calloc (1, sizeof (s_self_t));
-    if (!self)
+    char partial [PATH_MAX];
+    if (snprintf (partial, sizeof partial, "%s.partial", location) >= (int) sizeof partial)
         return NULL;
-    self->path = strdup (location);
-    if (!self->path)
-        goto fail;
-    if (sqlite3_open_v2 (location, &self->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-        log_error (NULL, NULL, "projection: cannot open %s: %s", location,
-                   self->db ? sqlite3_errmsg (self->db) : "out of memory");
-        goto fail;
+    unlink (partial);
+    s_self_t *self = s_open_file (partial, 1);
+    if (self && !(self->target = strdup (location))) {
+        s_close (self);
+        return NULL;
     }
-    sqlite3_busy_timeout (self->db, 5000);
-    /* synchronous=NORMAL in WAL never corrupts, and the checkpoint commits with the
-     * rows: a power cut can only lose a tail that is then projected again. */
-    if (s_exec (self, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; "
-                      "PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY;")
-    ||  s_exec (self, readmodel_schema_sql)
-    ||  s_exec (self, readmodel_schema_errors_sql))
-        goto fail;
-    for (int i = 0; i < S_STMT_COUNT; i++)
-        if (sqlite3_prepare_v3 (self->db, s_sql [i], -1, SQLITE_PREPARE_PERSISTENT, &self->stmt [i], NULL) != SQLITE_OK) {
-            log_error (NULL, NULL, "projection: prepare failed: %s", sqlite3_errmsg (self->db));
-            goto fail;
-        }
+    if (!self)
+        unlink (partial);
     return self;
-fail:
-    s_close (self);
-    return NULL;
 }
 
 static int
@@ -229,9 +398,13 @@ static int
 s_commit (void *impl)
 {
     s_self_t *self = (s_self_t *) impl;
-    if (!self->in_tx || s_exec (self, "COMMIT"))
+    if (!self->in_tx || s_flush_events (self))
+        return -1;
+    if (s_exec (self, "COMMIT"))
         return -1;
     self->in_tx = 0;
+    if (self->target)
+        self->complete = 1;
     return 0;
 }
 
@@ -239,6 +412,8 @@ static void
 s_rollback (void *impl)
 {
     s_self_t *self = (s_self_t *) impl;
+    self->pending_count = 0;
+    self->text_size = 0;
     if (self->in_tx) {
         char *err = NULL;
         sqlite3_exec (self->db, "ROLLBACK", NULL, NULL, &err);
@@ -253,6 +428,8 @@ s_clear (void *impl)
     s_self_t *self = (s_self_t *) impl;
     if (!self->in_tx)
         return -1;
+    self->pending_count = 0;            /* gone with the tables */
+    self->text_size = 0;
     /* Every table, whatever its name: a rebuild starts from nothing. Inside the
      * transaction, so readers keep the old rows until commit. */
     zlist_t *names = zlist_new ();
@@ -394,22 +571,30 @@ s_put_row (void *impl, const rm_row_t *row)
 {
     s_self_t *self = (s_self_t *) impl;
     static const int which [RM_KIND_COUNT] = {
-        [RM_COMPANY] = S_COMPANY_PUT, [RM_PERSON] = S_PERSON_PUT,
-        [RM_BENEFICIAL_OWNER] = S_BO_PUT, [RM_DOCUMENT] = S_DOC_PUT,
+        [RM_COMPANY] = S_COMPANY_INS, [RM_PERSON] = S_PERSON_INS,
+        [RM_BENEFICIAL_OWNER] = S_BO_INS, [RM_DOCUMENT] = S_DOC_INS,
     };
     if ((unsigned) row->kind >= RM_KIND_COUNT)
         return -1;
-    sqlite3_stmt *st = self->stmt [which [row->kind]];
-    sqlite3_bind_text (st, 1, row->id, -1, SQLITE_STATIC);
-    sqlite3_bind_text (st, 2, row->case_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64 (st, 3, row->seq);
-    sqlite3_bind_int64 (st, 4, row->updated_position);
-    sqlite3_bind_text (st, 5, row->json, (int) row->json_size, SQLITE_STATIC);
-    if (row->kind == RM_PERSON || row->kind == RM_BENEFICIAL_OWNER)
-        s_bind_text (st, 6, row->company_id);
-    if (row->kind == RM_DOCUMENT)
-        sqlite3_bind_text (st, 7, row->status ? row->status : "", -1, SQLITE_STATIC);
-    return s_step_done (self, st);
+    /* the insert, then (the id was stored) the guarded update: each right after the other */
+    for (int update = 0; update < 2; update++) {
+        sqlite3_stmt *st = self->stmt [which [row->kind] + update];
+        sqlite3_bind_text (st, 1, row->id, -1, SQLITE_STATIC);
+        sqlite3_bind_text (st, 2, row->case_id, -1, SQLITE_STATIC);
+        if (!update)
+            sqlite3_bind_int64 (st, 3, row->seq);
+        sqlite3_bind_int64 (st, 4, row->updated_position);
+        sqlite3_bind_text (st, 5, row->json, (int) row->json_size, SQLITE_STATIC);
+        if (row->kind == RM_PERSON || row->kind == RM_BENEFICIAL_OWNER)
+            s_bind_text (st, 6, row->company_id);
+        if (row->kind == RM_DOCUMENT)
+            sqlite3_bind_text (st, 7, row->status ? row->status : "", -1, SQLITE_STATIC);
+        if (s_step_done (self, st))
+            return -1;
+        if (!update && sqlite3_changes (self->db) > 0)
+            return 0;                   /* new */
+    }
+    return 1;
 }
 
 static int
@@ -428,16 +613,34 @@ s_put_case (void *impl, const rm_case_row_t *row)
     return s_step_done (self, st);
 }
 
+/* Queued: written with the next S_EVENTS_PER_INSERT - 1 of them, or at the next
+ * sync, checkpoint or commit. (The projector never reads the audit trail back.) */
 static int
 s_put_event (void *impl, const rm_event_row_t *row)
 {
     s_self_t *self = (s_self_t *) impl;
-    sqlite3_stmt *st = self->stmt [S_EVENT_PUT];
-    sqlite3_bind_text (st, 1, row->case_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64 (st, 2, row->version);
-    sqlite3_bind_int64 (st, 3, row->position);
-    sqlite3_bind_text (st, 4, row->json, (int) row->json_size, SQLITE_STATIC);
-    return s_step_done (self, st);
+    size_t case_id_len = strlen (row->case_id);
+    size_t need = self->text_size + case_id_len + row->json_size;
+    if (need > self->text_cap) {
+        size_t cap = self->text_cap ? self->text_cap : 32768;
+        while (cap < need)
+            cap *= 2;
+        char *text = realloc (self->text, cap);
+        if (!text)
+            return -1;
+        self->text = text;
+        self->text_cap = cap;
+    }
+    s_pending_t *e = &self->pending [self->pending_count++];
+    e->version = row->version;
+    e->position = row->position;
+    e->at = self->text_size;
+    e->case_id_len = case_id_len;
+    e->json_len = row->json_size;
+    memcpy (self->text + self->text_size, row->case_id, case_id_len);
+    memcpy (self->text + self->text_size + case_id_len, row->json, row->json_size);
+    self->text_size = need;
+    return self->pending_count == S_EVENTS_PER_INSERT ? s_flush_events (self) : 0;
 }
 
 static int
@@ -451,17 +654,30 @@ s_put_error (void *impl, int64_t position, const char *event_id, const char *err
     return s_step_done (self, st);
 }
 
+static void
+s_set_busy (void *impl, int busy)
+{
+    s_self_t *self = (s_self_t *) impl;
+    if (self->target)
+        return;                         /* a rebuild target is always busy */
+    sqlite3_exec (self->db, busy ? S_CACHE_BUSY : S_CACHE_IDLE, NULL, NULL, NULL);
+    if (!busy)
+        sqlite3_db_release_memory (self->db);
+}
+
 static int
 s_sync (void *impl)
 {
-    (void) impl;        /* one connection, one transaction: reads already see the writes */
-    return 0;
+    /* one connection, one transaction: reads already see the writes */
+    return s_flush_events ((s_self_t *) impl);
 }
 
 static int
 s_set_checkpoint (void *impl, int64_t position)
 {
     s_self_t *self = (s_self_t *) impl;
+    if (s_flush_events (self))
+        return -1;
     sqlite3_stmt *st = self->stmt [S_CHECKPOINT_PUT];
     sqlite3_bind_int64 (st, 1, position);
     return s_step_done (self, st);
@@ -471,6 +687,7 @@ const readmodel_store_ops_t readmodel_sqlite_ops = {
     .name = "sqlite",
     .transactional = 1,
     .open = s_open,
+    .open_rebuild = s_open_rebuild,
     .close = s_close,
     .load = s_load,
     .is_readmodel = s_is_readmodel,
@@ -485,6 +702,7 @@ const readmodel_store_ops_t readmodel_sqlite_ops = {
     .put_case = s_put_case,
     .put_event = s_put_event,
     .put_error = s_put_error,
+    .set_busy = s_set_busy,
     .sync = s_sync,
     .set_checkpoint = s_set_checkpoint,
 };

@@ -73,6 +73,11 @@ typedef struct {
      * (defaults). Opening does not need the database to be up when the backend is
      * not transactional: load then fails until it is. Returns NULL on failure. */
     void *(*open) (const char *location, config_t *config);
+    /* Optional (NULL: open is used): opens location as the target of a rebuild,
+     * which nobody reads before it is complete. The backend may build it elsewhere
+     * and put it in place when commit succeeded and it is closed; a target whose
+     * rebuild failed is then left as it was. */
+    void *(*open_rebuild) (const char *location, config_t *config);
     void  (*close) (void *impl);
     /* Ready to use: schema/indexes in place, checkpoint read into *position. */
     int   (*load) (void *impl, int64_t *position);
@@ -99,12 +104,18 @@ typedef struct {
                            rm_row_fn *fn, void *arg);
 
     /* Upserts: a row is written only if it is new or its stored updated_position is
-     * lower (cases: lower or equal); seq and case_id of a stored document stay. */
+     * lower (cases: lower or equal); seq and case_id of a stored document stay.
+     * put_row returns 1 when a row with that id was already stored (updated, or left
+     * alone as newer) and the backend knows it at once; a backend that does not
+     * (writes queued) returns 0, and is then not transactional. */
     int   (*put_row) (void *impl, const rm_row_t *row);
     int   (*put_case) (void *impl, const rm_case_row_t *row);
     /* Inserts unless (case_id, version) / position is already there. */
     int   (*put_event) (void *impl, const rm_event_row_t *row);
     int   (*put_error) (void *impl, int64_t position, const char *event_id, const char *error);
+    /* Optional: busy 1 while a long catch-up or a rebuild runs (the backend may
+     * keep more in memory), 0 once caught up (it gives that memory back). */
+    void  (*set_busy) (void *impl, int busy);
     /* Makes every write so far visible to the reads that follow. */
     int   (*sync) (void *impl);
     /* The checkpoint, after everything written before it. */

@@ -329,6 +329,17 @@ test_catch_up_live_and_rebuilds (void **state)
     s_catch_up_live_and_rebuilds (0);
 }
 
+/* Busy as soon as it is behind at all: batches share transactions (committed once
+ * caught up), and the rows are the same. */
+static void
+test_catch_up_in_shared_transactions (void **state)
+{
+    (void) state;
+    setenv ("DOSSIER_PROJECTOR_BUSY_BEHIND", "0", 1);
+    s_catch_up_live_and_rebuilds (0);
+    unsetenv ("DOSSIER_PROJECTOR_BUSY_BEHIND");
+}
+
 static void
 test_catch_up_live_and_rebuilds_mongo (void **state)
 {
@@ -518,6 +529,7 @@ main (void)
     log_init ("test", "error");
     const struct CMUnitTest tests [] = {
         cmocka_unit_test (test_catch_up_live_and_rebuilds),
+        cmocka_unit_test (test_catch_up_in_shared_transactions),
         cmocka_unit_test (test_control_refusals),
         cmocka_unit_test (test_restart_resumes_from_checkpoint),
         cmocka_unit_test (test_catch_up_live_and_rebuilds_mongo),

@@ -115,6 +115,35 @@ t_kyb_case (t_log_t *log)
            "\"rule_id\":\"DOC-KYB-COI\",\"status\":\"AWAITING_UPLOAD\"}");
 }
 
+/* Payloads the handler would never write but the log may hold: spaces, escapes
+ * jansson writes otherwise, reals in other spellings, duplicate keys. */
+static inline void
+t_odd_log (t_log_t *log)
+{
+    t_add (log, T_KYB, "CaseCreated", " { \"case_id\" : \"" T_KYB "\", \"client_id\":\"C\\u00e9\\/1\","
+           "\"case_type\":\"STANDARD\", \"case_version\": 1.0, \"traitement_type\":\"KYB\",\"status\":\"OPEN\","
+           "\"created_at\":\"2026-01-01T00:00:00.000Z\"}\n");
+    t_add (log, T_KYB, "CompanyProfileCreated", "{\"case_id\":\"" T_KYB "\",\"company_id\":\"C1\","
+           "\"registered_name\":\"A\",\"registered_name\":\"B\\tC\",\"capital\":1E2,\"zero\":-0,\"tenth\":0.1,"
+           "\"tiny\":1e-7,\"big\":123456789012345678,\"path\":\"\\/x\\u001f\\u001F\",\"list\":[ 1 , 2.50 , {\"k\" : true} ],"
+           "\"utf8\":\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\",\"pair\":\"\\ud83d\\ude00\"}");
+    t_add (log, T_KYB, "PersonLinked", "{\"case_id\":\"" T_KYB "\",\"person_id\":\"P1\",\"company_id\":\"C1\","
+           "\"role\":\"DIRECTOR\",\"person\":{\"firstname\":\"Jo\",\"\\u0065mail\":\"j@x.org\",\"email\":\"dup\","
+           "\"role\":\"ignored\",\"lastname\":\"L\\u00F6w\",\"n\":[],\"o\":{}}}");
+    t_add (log, T_KYB, "BeneficialOwnerAdded", "{\"case_id\":\"" T_KYB "\",\"company_id\":\"C1\","
+           "\"beneficial_owner_id\":\"B1\",\"person_id\":\"P1\",\"ownership_percentage\":33.33,"
+           "\"types_of_control\":[ \"SHARES\" ],\"is_ubo\":true,\"person\":{\"firstname\":\"Jo\",\"x\":1.5e3}}");
+    t_add (log, T_KYB, "DocumentRequirementDetermined", "{ \"case_id\":\"" T_KYB "\",\"document_id\":\"D1\","
+           "\"document_type\":\"COI\",\"subject_type\":\"company\",\"subject_id\":\"C1\",\"rule_id\":null,"
+           "\"status\":\"AWAITING_UPLOAD\"}");
+    t_add (log, T_KYB, "DocumentStatusChanged", "{\"case_id\":\"" T_KYB "\",\"document_id\":\"D1\","
+           "\"from\":\"AWAITING_UPLOAD\",\"to\":\"UP\\u004cOADED\",\"reason\":2.50,\"changed_at\":\"2026-01-02T00:00:00.000Z\"}");
+    t_add (log, T_KYB, "DocumentStatusChanged", "{\"case_id\":\"" T_KYB "\",\"document_id\":\"D1\","
+           "\"from\":\"UPLOADED\",\"to\":\"odd \\\"one\\\"\",\"reason\":{\"a\":[1,{}]},\"changed_at\":\"2026-01-03T00:00:00.000Z\"}");
+    t_add (log, T_KYB, "CaseStatusChanged", "{\"to\" : \"IN_REVIEW\", \"to\":\"AWAITING_DOCUMENTS\"}");
+    t_add (log, T_KYB, "CompanyProfileCreated", "{\"company_id\":\"C2\",\"n\":1e400}");
+}
+
 /* Every row of every table as text, ordered: equal dumps mean equal read models. */
 static inline char *
 t_dump (const char *path)

@@ -244,6 +244,64 @@ test_catchup_then_live (void **state)
     s_fake_stop (&f);
 }
 
+/* Live messages already queued are delivered together, in order, once: here the
+ * consumer is busy while five appends are published, then gets them in at most
+ * five calls, without a read. */
+static void
+test_queued_live_batches_are_applied_together (void **state)
+{
+    (void) state;
+    fake_t f;
+    s_fake_start (&f);
+    f.count = 10;
+    consumer_t c = { 0 };
+    subscription_t *sub = subscription_new (f.store_ep, f.pub_ep, 1);
+    subscription_set_timers (sub, 5000, 60000, 20);
+    s_run (sub, &f, &c, 10, 5000);
+    s_wait_live (sub, &f, &c);
+    /* an observer on the same feed tells when the five appends have arrived */
+    zsock_t *observer = zsock_new_sub (f.pub_ep, "");
+    assert_non_null (observer);
+    int64_t deadline = zclock_mono () + 5000;
+    while (1) {
+        assert_true (zclock_mono () < deadline);
+        s_publish (&f, 1, 1);
+        zpoller_t *poller = zpoller_new (observer, NULL);
+        void *which = zpoller_wait (poller, 20);
+        zpoller_destroy (&poller);
+        if (which)
+            break;
+    }
+    subscription_stats_t st;
+    subscription_stats (sub, &st);
+    uint64_t reads = st.reads_sent;
+    size_t calls = c.batches;
+    f.count = 20;
+    for (int64_t p = 11; p <= 20; p += 2)
+        s_publish (&f, p, p + 1);
+    int seen = 0;
+    while (seen < 5) {
+        assert_true (zclock_mono () < deadline);
+        zmsg_t *msg = NULL;
+        envelope_t env;
+        assert_int_equal (envelope_recv (zsock_resolve (observer), 0, NULL, &msg, &env), 0);
+        event_batch_t batch;
+        assert_int_equal (event_batch_decode (env.body, env.body_size, &batch), 0);
+        if (batch.count && batch.events [0].position > 10)
+            seen++;
+        event_batch_destroy (&batch);
+        zmsg_destroy (&msg);
+    }
+    s_run (sub, &f, &c, 20, 5000);
+    assert_int_equal (c.last, 20);
+    assert_true (c.batches - calls <= 5);
+    subscription_stats (sub, &st);
+    assert_int_equal (st.reads_sent, reads);
+    zsock_destroy (&observer);
+    subscription_destroy (&sub);
+    s_fake_stop (&f);
+}
+
 static void
 test_gap_and_duplicates (void **state)
 {
@@ -467,6 +525,7 @@ main (void)
     zsys_init ();
     const struct CMUnitTest tests [] = {
         cmocka_unit_test (test_catchup_then_live),
+        cmocka_unit_test (test_queued_live_batches_are_applied_together),
         cmocka_unit_test (test_gap_and_duplicates),
         cmocka_unit_test (test_live_during_read_reads_again),
         cmocka_unit_test (test_refused_batch_is_redelivered),
