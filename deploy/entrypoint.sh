@@ -18,9 +18,9 @@ fi
 case "$1" in
     dossier-handler|*/dossier-handler)
         # The broker tells handlers apart by identity, handler-$DOSSIER_INSTANCE, else
-        # handler-pid-<pid>: but every container's process has the same pid. Its host
-        # name (container id, pod name) is unique, and stays across restarts of the
-        # container, so the broker re-dispatches what a restarted handler had. The
+        # handler-<host name>-<pid>. The host name alone (container id, pod name) is
+        # unique and also stays across restarts of the container, so the broker
+        # re-dispatches what a restarted handler had. The
         # handler keeps 32 characters of it: the last ones, where pod names differ.
         if [ -z "${DOSSIER_INSTANCE:-}" ]; then
             DOSSIER_INSTANCE="$(cat /proc/sys/kernel/hostname)"

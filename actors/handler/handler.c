@@ -700,8 +700,15 @@ handler_new (config_t *config)
     const char *instance = getenv ("DOSSIER_INSTANCE");
     if (instance && *instance)
         snprintf (identity, sizeof identity, "handler-%.32s", instance);
-    else
-        snprintf (identity, sizeof identity, "handler-pid-%d", (int) getpid ());
+    else {
+        /* Without a supervisor (one container per handler) every replica may have the
+         * same pid: the host name tells them apart. */
+        char host [40] = "";
+        if (gethostname (host, sizeof host) != 0)
+            host [0] = 0;
+        host [sizeof host - 1] = 0;
+        snprintf (identity, sizeof identity, "handler-%.40s-%d", host, (int) getpid ());
+    }
     zsock_set_identity (self->broker, identity);
     zsock_set_sndtimeo (self->broker, 0);
     zsock_set_sndhwm (self->broker, 100000);
