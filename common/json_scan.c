@@ -7,6 +7,7 @@
  * its result exactly would take more than it is worth, this gives up (returns 0)
  * and the caller asks json_loadb. */
 #include "json_scan.h"
+#include "json_text.h"
 
 #include <locale.h>
 #include <stdint.h>
@@ -47,45 +48,6 @@ s_skip_space (s_scan_t *s)
 {
     while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
         s->p++;
-}
-
-/* Length of the valid UTF-8 sequence at p, or 0 (jansson's utf8_check_first/full). */
-static size_t
-s_utf8_length (const unsigned char *p, const unsigned char *end)
-{
-    unsigned char u = p [0];
-    size_t size;
-    uint32_t value;
-    if (u < 0x80)
-        return 1;
-    if (u >= 0xc2 && u <= 0xdf) {
-        size = 2;
-        value = u & 0x1f;
-    }
-    else
-    if (u >= 0xe0 && u <= 0xef) {
-        size = 3;
-        value = u & 0x0f;
-    }
-    else
-    if (u >= 0xf0 && u <= 0xf4) {
-        size = 4;
-        value = u & 0x07;
-    }
-    else
-        return 0;
-    if ((size_t) (end - p) < size)
-        return 0;
-    for (size_t i = 1; i < size; i++) {
-        if (p [i] < 0x80 || p [i] > 0xbf)
-            return 0;
-        value = (value << 6) | (p [i] & 0x3f);
-    }
-    if (value > 0x10ffff || (value >= 0xd800 && value <= 0xdfff))
-        return 0;
-    if ((size == 2 && value < 0x80) || (size == 3 && value < 0x800) || (size == 4 && value < 0x10000))
-        return 0;
-    return size;
 }
 
 static int
@@ -139,7 +101,7 @@ s_string (s_scan_t *s, size_t *len_p, int *escaped_p)
         if (*q < 0x80)
             q++;
         else {
-            size_t n = s_utf8_length (q, s->end);
+            size_t n = json_text_utf8_length (q, (size_t) (s->end - q));
             if (!n)
                 return -1;
             q += n;
@@ -168,7 +130,7 @@ s_string (s_scan_t *s, size_t *len_p, int *escaped_p)
         if (s_buf_reserve (s, len + 5))
             return -1;
         if (c != '\\') {
-            size_t n = s_utf8_length (s->p, s->end);
+            size_t n = json_text_utf8_length (s->p, (size_t) (s->end - s->p));
             if (!n)
                 return -1;
             memcpy (s->buf + len, s->p, n);

@@ -83,8 +83,8 @@ json_text_integer (json_text_t *self, long long value)
 
 /* Length of the valid UTF-8 sequence at s (at most left bytes), or 0: jansson's
  * utf8_check_first and utf8_check_full (no overlongs, surrogates or > U+10FFFF). */
-static size_t
-s_utf8_length (const unsigned char *s, size_t left)
+size_t
+json_text_utf8_length (const unsigned char *s, size_t left)
 {
     unsigned char u = s [0];
     size_t size;
@@ -140,7 +140,7 @@ s_string (json_text_t *self, const char *str, size_t len, int is_key)
     while (i < len) {
         unsigned char c = s [i];
         if (c >= 0x80) {
-            size_t n = s_utf8_length (s + i, len - i);
+            size_t n = json_text_utf8_length (s + i, len - i);
             if (n == 0) {
                 if (is_key) {
                     self->size = (size_t) (flushed - self->data);

@@ -39,4 +39,9 @@ char *json_text_take (json_text_t *self, size_t *size_p);
 /* json_dumps (value, flags) with the flags above: caller frees; NULL on failure. */
 char *json_text_dump (const json_t *value, size_t flags, size_t *size_p);
 
+/* Length of the well-formed UTF-8 sequence at s (at most left bytes), or 0: the
+ * checks of jansson's utf8_check_first/full (no overlongs, surrogates or code
+ * points past U+10FFFF). Shared by every JSON path that must agree with jansson. */
+size_t json_text_utf8_length (const unsigned char *s, size_t left);
+
 #endif

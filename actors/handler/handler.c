@@ -632,11 +632,11 @@ s_handle_broker (handler_t *self)
         return;
     }
     traceparent_t trace;
-    if (env.traceparent [0] && traceparent_parse (env.traceparent, strlen (env.traceparent), &trace) == 0)
-        log_set_trace (trace.trace_id);
+    int traced = env.traceparent [0] && traceparent_parse (env.traceparent, strlen (env.traceparent), &trace) == 0;
+    log_set_trace (traced ? trace.trace_id : NULL);
     log_debug (env.id, handler_command_case_id (cmd), "%s received", env.type);
     s_pending_t *p = s_pending_new (client, &cmd);
-    if (p && env.traceparent [0] && traceparent_parse (env.traceparent, strlen (env.traceparent), &trace) == 0)
+    if (p && traced)
         memcpy (p->trace_id, trace.trace_id, sizeof p->trace_id);
     if (!p) {
         handler_error_set (&err, 500, "internal", "out of memory");

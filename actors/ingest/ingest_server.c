@@ -206,14 +206,10 @@ s_submit (ingest_server_t *self, const char *raw, size_t raw_size, int source, z
     }
     else
     if (rc == -1) {
-        ingest_waiter_t stub = { .source = source, .route = route, .line = line };
-        envelope_set (stub.request_id, sizeof stub.request_id, request_id);
         char detail [96];
         snprintf (detail, sizeof detail, "ingest has %zu commands in flight; retry later",
                   ingest_pending_size (self->pending));
-        char *result = ingest_record_result_error (line, 503, "unavailable", detail);
-        s_answer (self, &stub, result);
-        free (result);
+        s_reject (self, source, route, request_id, line, 503, "unavailable", detail);
         ingest_waiter_destroy (&waiter);
     }
 }

@@ -3,6 +3,7 @@
  * accepts only what it can prove jansson writes byte for byte, and says no to the
  * rest, which then takes the slow, exact road through canon_normalize. */
 #include "canon_json.h"
+#include "json_text.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -31,31 +32,12 @@ static const unsigned char s_class [256] = {
     4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
 };
 
-/* Past one well-formed UTF-8 sequence starting at p (first byte >= 0x80), or
- * NULL: overlong forms, surrogates and code points past U+10FFFF are refused,
- * as jansson refuses them. */
+/* Past one well-formed UTF-8 sequence at p, or NULL: the same checks as jansson. */
 static const char *
 s_utf8 (const char *p, const char *end)
 {
-    const unsigned char *u = (const unsigned char *) p;
-    size_t left = (size_t) (end - p);
-    if (u [0] >= 0xC2 && u [0] <= 0xDF)
-        return left >= 2 && (u [1] & 0xC0) == 0x80 ? p + 2 : NULL;
-    if (u [0] >= 0xE0 && u [0] <= 0xEF) {
-        if (left < 3 || (u [1] & 0xC0) != 0x80 || (u [2] & 0xC0) != 0x80)
-            return NULL;
-        if ((u [0] == 0xE0 && u [1] < 0xA0) || (u [0] == 0xED && u [1] >= 0xA0))
-            return NULL;                            /* overlong, surrogate */
-        return p + 3;
-    }
-    if (u [0] >= 0xF0 && u [0] <= 0xF4) {
-        if (left < 4 || (u [1] & 0xC0) != 0x80 || (u [2] & 0xC0) != 0x80 || (u [3] & 0xC0) != 0x80)
-            return NULL;
-        if ((u [0] == 0xF0 && u [1] < 0x90) || (u [0] == 0xF4 && u [1] >= 0x90))
-            return NULL;                            /* overlong, past U+10FFFF */
-        return p + 4;
-    }
-    return NULL;
+    size_t n = json_text_utf8_length ((const unsigned char *) p, (size_t) (end - p));
+    return n ? p + n : NULL;
 }
 
 static int
