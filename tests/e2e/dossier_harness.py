@@ -107,16 +107,39 @@ class Dossier:
             raise AssertionError("supervisor exited with %s; log:\n%s" % (self.proc.returncode, self.tail_log()))
         return self
 
-    def stop(self, timeout=20):
-        """Graceful stop (SIGTERM); returns the supervisor's exit code."""
+    def stop(self, timeout=60):
+        """Graceful stop (SIGTERM); returns the supervisor's exit code. The supervisor
+        SIGKILLs what is left after its 5 s grace, so only a process stuck where even
+        SIGKILL waits (a long fsync on a busy disk) or a stuck supervisor gets near
+        the timeout; then the process table and the stop's log lines say which."""
         if not self.proc or self.proc.poll() is not None:
             return self.proc.returncode if self.proc else None
         self.proc.send_signal(signal.SIGTERM)
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
+            snapshot = self._stuck_snapshot()
             self.kill()
-            raise
+            raise AssertionError("supervisor still running %d s after SIGTERM\n%s" % (timeout, snapshot))
+
+    def _stuck_snapshot(self):
+        """ps of the supervisor's process group (state, kernel wait channel) and the
+        log lines of the stop itself."""
+        try:
+            ps = subprocess.run(["ps", "-eo", "pid,pgid,stat,wchan:28,etimes,args"], capture_output=True,
+                                text=True, timeout=10).stdout.splitlines()
+            rows = [ps[0]] + [r for r in ps[1:] if r.split()[1:2] == [str(self.proc.pid)]]
+        except Exception as e:  # diagnostics must never hide the failure itself
+            rows = ["ps failed: %s" % e]
+        stop_lines = [l for l in self.tail_log(400).splitlines()
+                      if any(w in l for w in ("stopping", "exited", "killing", "still running", "stopped"))]
+        try:
+            threads = "\n".join("%s %s" % (t, open("/proc/%d/task/%s/wchan" % (self.proc.pid, t)).read())
+                                 for t in os.listdir("/proc/%d/task" % self.proc.pid))
+        except OSError:
+            threads = "(no /proc entry)"
+        return "\n".join(["-- process group --"] + rows + ["-- supervisor threads (wchan) --", threads,
+                          "-- stop log --"] + stop_lines[-40:])
 
     def kill(self):
         """Last resort: SIGKILL the whole process group."""
