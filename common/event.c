@@ -73,7 +73,7 @@ msgpack_pack_kv_bin (msgpack_packer *pk, const char *key, const void *data, size
 void
 event_pack (msgpack_packer *pk, const event_t *ev)
 {
-    msgpack_pack_map (pk, 9);
+    msgpack_pack_map (pk, ev->traceparent [0] ? 10 : 9);
     msgpack_pack_kv_int (pk, "pos", ev->position);
     msgpack_pack_kv_str (pk, "stream", ev->stream);
     msgpack_pack_kv_int (pk, "ver", ev->version);
@@ -82,6 +82,8 @@ event_pack (msgpack_packer *pk, const event_t *ev)
     msgpack_pack_kv_int (pk, "ts", ev->timestamp_us);
     msgpack_pack_kv_str (pk, "cmd", ev->command_id);
     msgpack_pack_kv_str (pk, "corr", ev->correlation_id);
+    if (ev->traceparent [0])        /* absent otherwise: events without one keep their bytes */
+        msgpack_pack_kv_str (pk, "tp", ev->traceparent);
     msgpack_pack_kv_bin (pk, "data", ev->data, ev->data_size);
 }
 
@@ -119,6 +121,11 @@ event_unpack (const msgpack_object *obj, event_t *ev)
         else
         if (msgpack_key_is (k, "corr"))
             rc = msgpack_copy_str (v, ev->correlation_id, sizeof ev->correlation_id);
+        else
+        if (msgpack_key_is (k, "tp")) {
+            if (msgpack_copy_str (v, ev->traceparent, sizeof ev->traceparent))
+                ev->traceparent [0] = 0;
+        }
         else
         if (msgpack_key_is (k, "data")) {
             if (v->type == MSGPACK_OBJECT_BIN) {

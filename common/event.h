@@ -19,15 +19,17 @@ typedef struct {
     int64_t timestamp_us;
     char command_id[EVENT_ID_MAX];
     char correlation_id[EVENT_ID_MAX];
+    char traceparent[56];           /* W3C traceparent of the append that wrote it; "" none */
     const char *data;               /* JSON payload; borrowed (see event_batch_t) */
     size_t data_size;
 } event_t;
 
-/* Packs one event as a msgpack map. */
+/* Packs one event as a msgpack map (key "tp" only when it has a traceparent). */
 void event_pack (msgpack_packer *pk, const event_t *ev);
 
 /* Unpacks obj into ev; ev->data borrows from the buffer obj was unpacked from.
- * Returns 0 ok, -2 malformed. */
+ * Returns 0 ok, -2 malformed. A "tp" that is not a string of at most 55 bytes is
+ * ignored, not refused: optional metadata never makes the feed unreadable. */
 int event_unpack (const msgpack_object *obj, event_t *ev);
 
 /* A decoded `store.events` body: events plus the store's head position.

@@ -91,3 +91,23 @@ traceparent_format (const traceparent_t *tp, char *out)
 {
     snprintf (out, TRACEPARENT_LEN, "00-%s-%s-%02x", tp->trace_id, tp->parent_id, tp->flags & 0xffu);
 }
+
+void
+traceparent_hop (const char *value, size_t size, char *out)
+{
+    traceparent_t trace;
+    if (!value || traceparent_parse (value, size, &trace) != 0)
+        traceparent_new (&trace);
+    traceparent_child (&trace, &trace);
+    traceparent_format (&trace, out);
+}
+
+const char *
+traceparent_trace_id (const char *value, char *out)
+{
+    traceparent_t trace;
+    if (!value || !value [0] || traceparent_parse (value, strlen (value), &trace) != 0)
+        return NULL;
+    memcpy (out, trace.trace_id, sizeof trace.trace_id);
+    return out;
+}

@@ -31,4 +31,14 @@ void traceparent_child (const traceparent_t *parent, traceparent_t *out);
 /* Writes the version-00 text into out (TRACEPARENT_LEN bytes at least). */
 void traceparent_format (const traceparent_t *tp, char *out);
 
+/* One hop: the span this hop sends on, as text in out (TRACEPARENT_LEN bytes) — a
+ * child of value when value (size bytes, may be NULL) parses, else of a new trace
+ * (a malformed value is ignored, as the spec says). */
+void traceparent_hop (const char *value, size_t size, char *out);
+
+/* The trace id of a traceparent text (NUL-terminated, may be NULL) copied into out
+ * (33 bytes); returns out, or NULL when value is empty or does not parse: made for
+ * log_set_trace (traceparent_trace_id (tp, buf)). */
+const char *traceparent_trace_id (const char *value, char *out);
+
 #endif

@@ -64,7 +64,8 @@ typedef struct {
     int held_once;
     int64_t hold_until_ms;
     handler_rules_session_t *session;
-    char trace_id [33];             /* W3C trace of the command, "" none: on its log lines */
+    char trace_id [33];             /* W3C trace of the command: on its log lines */
+    char traceparent [TRACEPARENT_LEN];     /* the handler's span of it: on its store requests */
 } s_pending_t;
 
 struct _handler_t {
@@ -220,7 +221,7 @@ s_request (handler_t *self, s_pending_t *p, const char *type, char *body, size_t
 {
     handler_command_t *cmd = p->cmd;
     int rc = body ? handler_store_request (self->store, type, handler_command_case_id (cmd),
-                                           handler_command_correlation_id (cmd), body, size,
+                                           handler_command_correlation_id (cmd), p->traceparent, body, size,
                                            p->deadline_ms, p, p->request) : -1;
     free (body);
     if (rc != 0)
@@ -631,13 +632,19 @@ s_handle_broker (handler_t *self)
         zmsg_destroy (&msg);
         return;
     }
-    traceparent_t trace;
-    int traced = env.traceparent [0] && traceparent_parse (env.traceparent, strlen (env.traceparent), &trace) == 0;
-    log_set_trace (traced ? trace.trace_id : NULL);
+    /* The command's trace goes on with a span of the handler's, which the store
+     * records on the events; a command that came without one (or with one that
+     * does not parse) starts a trace here, so every event has one. */
+    char traceparent [TRACEPARENT_LEN], trace_id [33];
+    traceparent_hop (env.traceparent, strlen (env.traceparent), traceparent);
+    traceparent_trace_id (traceparent, trace_id);
+    log_set_trace (trace_id);
     log_debug (env.id, handler_command_case_id (cmd), "%s received", env.type);
     s_pending_t *p = s_pending_new (client, &cmd);
-    if (p && traced)
-        memcpy (p->trace_id, trace.trace_id, sizeof p->trace_id);
+    if (p) {
+        memcpy (p->trace_id, trace_id, sizeof p->trace_id);
+        memcpy (p->traceparent, traceparent, sizeof p->traceparent);
+    }
     if (!p) {
         handler_error_set (&err, 500, "internal", "out of memory");
         s_reply_error (self, client, env.id, env.correlation_id, env.key, &err);

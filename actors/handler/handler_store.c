@@ -113,7 +113,7 @@ s_due (handler_store_t *self, int64_t when)
 
 int
 handler_store_request (handler_store_t *self, const char *type, const char *key, const char *corr,
-                       const char *body, size_t size, int64_t deadline_ms, void *owner,
+                       const char *traceparent, const char *body, size_t size, int64_t deadline_ms, void *owner,
                        char id [HANDLER_STORE_REQUEST_ID_MAX])
 {
     s_request_t *request = calloc (1, sizeof (s_request_t));
@@ -124,6 +124,7 @@ handler_store_request (handler_store_t *self, const char *type, const char *key,
     envelope_init (&env, type, request->id);
     envelope_set (env.key, sizeof env.key, key);
     envelope_set (env.correlation_id, sizeof env.correlation_id, corr);
+    envelope_set (env.traceparent, sizeof env.traceparent, traceparent);
     env.body = body;
     env.body_size = size;
     request->frame = envelope_encode (&env);

@@ -25,12 +25,12 @@ void handler_store_destroy (handler_store_t **self_p);
 /* The socket to poll for input (borrowed). */
 zsock_t *handler_store_sock (handler_store_t *self);
 
-/* Sends a request (type, key, corr; body copied) for owner, tracked until answered,
- * cancelled or past deadline_ms (monotonic clock, zclock_mono). Writes the request id
+/* Sends a request (type, key, corr, traceparent — NULL or "" for none — and body,
+ * copied) for owner, tracked until answered, cancelled or past deadline_ms (monotonic clock, zclock_mono). Writes the request id
  * into id (for handler_store_cancel). A send that cannot leave now is retried at the
  * next resend. Returns 0, -1 out of memory. */
 int handler_store_request (handler_store_t *self, const char *type, const char *key, const char *corr,
-                           const char *body, size_t size, int64_t deadline_ms, void *owner,
+                           const char *traceparent, const char *body, size_t size, int64_t deadline_ms, void *owner,
                            char id [HANDLER_STORE_REQUEST_ID_MAX]);
 
 /* Forgets a request (no-op when unknown): a late reply to it will be dropped. */

@@ -14,6 +14,7 @@
 #include "command_id.h"
 #include "kafka_config.h"
 #include "log.h"
+#include "traceparent.h"
 
 #include <czmq.h>
 #include <errno.h>
@@ -51,6 +52,7 @@ typedef struct {
     void *retry_handle;                 /* in self->retries while waiting */
     ingest_outcome_t *why;              /* owned, once it is poison */
     char command_id [COMMAND_ID_MAX];   /* for logs, once known */
+    char traceparent [TRACEPARENT_LEN]; /* ingest's span of it, from the first s_fill on */
 } s_record_t;
 
 typedef struct {
@@ -750,7 +752,20 @@ s_fill (ingest_kafka_t *self, s_record_t *record, ingest_kafka_record_t *out)
     out->idempotency_key = NULL;
     out->idempotency_key_size = 0;
     rd_kafka_headers_t *headers = NULL;
-    if (rd_kafka_message_headers (message, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR && headers) {
+    int have_headers = rd_kafka_message_headers (message, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR && headers;
+    /* W3C trace context: the producer's `traceparent` header goes on with a span of
+     * ingest's (a malformed one is ignored and a trace starts here), made once so a
+     * retried record keeps its span. */
+    if (!record->traceparent [0]) {
+        const void *value = NULL;
+        size_t size = 0;
+        if (!have_headers
+        ||  rd_kafka_header_get_last (headers, "traceparent", &value, &size) != RD_KAFKA_RESP_ERR_NO_ERROR)
+            value = NULL;
+        traceparent_hop ((const char *) value, size, record->traceparent);
+    }
+    out->traceparent = record->traceparent;
+    if (have_headers) {
         static const char *names [] = { "idempotency-key", "Idempotency-Key", "id" };
         for (size_t i = 0; i < sizeof names / sizeof names [0]; i++) {
             const void *value = NULL;

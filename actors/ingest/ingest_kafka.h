@@ -25,6 +25,9 @@ typedef struct {
     size_t value_size;
     const char *idempotency_key;        /* header idempotency-key (or id); NULL if none */
     size_t idempotency_key_size;
+    const char *traceparent;            /* ingest's span of the record: a child of its
+                                           `traceparent` header, else of a new trace; the
+                                           same for every retry of the record */
     char request_id [ENVELOPE_ID_MAX];  /* "kafka:<topic>/<partition>@<offset>", for logs */
 } ingest_kafka_record_t;
 

@@ -22,6 +22,7 @@ struct _ingest_waiter_t {
     zframe_t *route;                    /* CLI identity frame, owned; NULL for other sources */
     char request_id [ENVELOPE_ID_MAX];  /* the ingest.record id, answered as cause */
     long line;
+    char traceparent [56];              /* the command's W3C traceparent (ingest's span), "" none */
     char *raw;                          /* the record, owned, kept only while queued */
     size_t raw_size;
     int64_t sent_ms;                    /* when its command went to the broker; 0 while queued */

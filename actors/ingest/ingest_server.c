@@ -13,6 +13,7 @@
 #include "ids.h"
 #include "kafka_config.h"
 #include "log.h"
+#include "traceparent.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -143,12 +144,13 @@ s_answer (ingest_server_t *self, const ingest_waiter_t *waiter, const char *resu
 
 static int
 s_send_command (ingest_server_t *self, const char *command_id, const char *case_id,
-                const char *raw, size_t raw_size)
+                const char *traceparent, const char *raw, size_t raw_size)
 {
     envelope_t env;
     envelope_init (&env, "cmd.create_case", command_id);
     envelope_set (env.correlation_id, sizeof env.correlation_id, command_id);
     envelope_set (env.key, sizeof env.key, case_id);
+    envelope_set (env.traceparent, sizeof env.traceparent, traceparent);
     env.body = raw;
     env.body_size = raw_size;
     return envelope_send (self->broker, NULL, &env);
@@ -159,7 +161,8 @@ static void
 s_promote (ingest_server_t *self, const char *command_id)
 {
     ingest_waiter_t *next = ingest_pending_promote (self->pending, command_id, zclock_mono ());
-    if (next && s_send_command (self, next->command_id, next->case_id, next->raw, next->raw_size) != 0)
+    if (next && s_send_command (self, next->command_id, next->case_id, next->traceparent,
+                                next->raw, next->raw_size) != 0)
         log_warn (command_id, next->case_id, "ingest: cannot send a command to the broker; it will time out");
 }
 
@@ -176,13 +179,11 @@ s_reject (ingest_server_t *self, int source, zframe_t *route, const char *reques
     free (result);
 }
 
-/* Any source: one raw record in (borrowed; route and key too). Answers at once if
- * the record is rejected or we are overloaded, else sends (or queues) its command.
- * idempotency_key (may be NULL) names the command instead of the record's natural
- * key, as the HTTP Idempotency-Key does. */
+/* The work of s_submit (below), which puts the record's trace on the lines logged meanwhile. */
 static void
-s_submit (ingest_server_t *self, const char *raw, size_t raw_size, int source, zframe_t *route,
-          const char *request_id, long line, const char *idempotency_key, size_t idempotency_key_size)
+s_submit_traced (ingest_server_t *self, const char *raw, size_t raw_size, int source, zframe_t *route,
+                 const char *request_id, long line, const char *idempotency_key, size_t idempotency_key_size,
+                 const char *traceparent)
 {
     ingest_record_t record;
     if (ingest_record_parse (raw, raw_size, self->body_limit, &record) != 0) {
@@ -199,10 +200,14 @@ s_submit (ingest_server_t *self, const char *raw, size_t raw_size, int source, z
     }
     ingest_waiter_t *waiter = ingest_waiter_new (record.command_id, record.case_id, source,
                                                  route, request_id, line);
+    if (waiter)
+        envelope_set (waiter->traceparent, sizeof waiter->traceparent, traceparent);
     int rc = waiter ? ingest_pending_add (self->pending, &waiter, raw, raw_size, zclock_mono ()) : -1;
     if (rc == 1) {
-        if (s_send_command (self, record.command_id, record.case_id, raw, raw_size) != 0)
+        if (s_send_command (self, record.command_id, record.case_id, traceparent, raw, raw_size) != 0)
             log_warn (record.command_id, record.case_id, "ingest: cannot send a command to the broker; it will time out");
+        else
+            log_debug (record.command_id, record.case_id, "ingest: %s sent as a command", request_id);
     }
     else
     if (rc == -1) {
@@ -212,6 +217,23 @@ s_submit (ingest_server_t *self, const char *raw, size_t raw_size, int source, z
         s_reject (self, source, route, request_id, line, 503, "unavailable", detail);
         ingest_waiter_destroy (&waiter);
     }
+}
+
+/* Any source: one raw record in (borrowed; route and key too). Answers at once if
+ * the record is rejected or we are overloaded, else sends (or queues) its command.
+ * idempotency_key (may be NULL) names the command instead of the record's natural
+ * key, as the HTTP Idempotency-Key does. traceparent is ingest's span of the record,
+ * carried by its command. */
+static void
+s_submit (ingest_server_t *self, const char *raw, size_t raw_size, int source, zframe_t *route,
+          const char *request_id, long line, const char *idempotency_key, size_t idempotency_key_size,
+          const char *traceparent)
+{
+    char trace_id [33];
+    log_set_trace (traceparent_trace_id (traceparent, trace_id));     /* lines about this record */
+    s_submit_traced (self, raw, raw_size, source, route, request_id, line, idempotency_key,
+                     idempotency_key_size, traceparent);
+    log_set_trace (NULL);
 }
 
 /* Source: the CLI socket. */
@@ -230,7 +252,11 @@ s_handle_cli (ingest_server_t *self)
         long line = 0;
         if (ingest_record_line_from_id (env.id, &line) != 0)
             log_debug (env.id, NULL, "ingest: record id is not line:<n>; answering as line 0");
-        s_submit (self, env.body, env.body_size, INGEST_SOURCE_CLI, routes [0], env.id, line, NULL, 0);
+        /* A file's records start their trace here (or go on with one the client sent). */
+        char traceparent [TRACEPARENT_LEN];
+        traceparent_hop (env.traceparent, strlen (env.traceparent), traceparent);
+        s_submit (self, env.body, env.body_size, INGEST_SOURCE_CLI, routes [0], env.id, line, NULL, 0,
+                  traceparent);
     }
     else
         log_warn (env.correlation_id, NULL, "ingest: ignoring message type '%s' from a client", env.type);
@@ -298,7 +324,8 @@ s_handle_kafka (ingest_server_t *self)
     ingest_kafka_record_t record;
     for (int i = 0; i < INGEST_BATCH && ingest_kafka_next (self->kafka, &record); i++)
         s_submit (self, record.value, record.value_size, INGEST_SOURCE_KAFKA, NULL, record.request_id,
-                  (long) record.ticket, record.idempotency_key, record.idempotency_key_size);
+                  (long) record.ticket, record.idempotency_key, record.idempotency_key_size,
+                  record.traceparent);
 }
 
 int

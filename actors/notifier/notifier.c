@@ -19,6 +19,7 @@
 #include "notifier_sink.h"
 #include "ready.h"
 #include "subscription.h"
+#include "traceparent.h"
 
 #define S_CHECKPOINT_NAME  "notifier"
 /* A batch without notifications moves the checkpoint in memory only; it is stored
@@ -139,15 +140,22 @@ s_on_events (const event_t *events, size_t count, void *arg)
         char err [256];
         size_t size;
         texts [n] = notifier_payload_build (ev, &size, topics [n], err, sizeof err);
+        char trace_id [33];
+        log_set_trace (traceparent_trace_id (ev->traceparent, trace_id));    /* lines about this event */
         if (!texts [n]) {
             /* a poison event is skipped for good: retrying cannot fix its payload */
             log_error (ev->correlation_id, ev->stream, "notifier: event at position %lld (id %s) skipped: %s",
                        (long long) ev->position, ev->id, err);
+            log_set_trace (NULL);
             continue;
         }
+        log_debug (ev->correlation_id, ev->stream, "notifier: notification %s (position %lld) to the sinks",
+                   ev->id, (long long) ev->position);
+        log_set_trace (NULL);
         items [n] = (notifier_item_t) { .topic = topics [n], .json = texts [n], .json_size = size,
                                         .event_id = ev->id, .position = ev->position,
-                                        .case_id = ev->stream, .time_us = ev->timestamp_us };
+                                        .case_id = ev->stream, .time_us = ev->timestamp_us,
+                                        .traceparent = ev->traceparent };
         n++;
     }
     /* Ask every sink before any writes: a full sink (Kafka with too much in flight)

@@ -1,6 +1,8 @@
 /* notifier_kafka_record — headers and the dead-letter rule (see the header). Header
  * values come from the event only, so a notification re-sent after a crash carries
- * the same id and CloudEvents attributes and consumers can drop it. */
+ * the same id and CloudEvents attributes and consumers can drop it; traceparent is
+ * the one exception (a span of the notifier's: a re-send is another span of the
+ * same trace). */
 #include "notifier_kafka_record.h"
 
 #include <stdio.h>
@@ -50,7 +52,8 @@ s_add (rd_kafka_headers_t *hdrs, const char *name, const char *value)
 
 /* Adds the main topic's headers to hdrs. 0 ok, -1 failed. */
 static int
-s_add_common (rd_kafka_headers_t *hdrs, const char *event_id, const char *case_id, int64_t time_us)
+s_add_common (rd_kafka_headers_t *hdrs, const char *event_id, const char *case_id, int64_t time_us,
+              const char *traceparent)
 {
     char at [32];
     notifier_kafka_time (time_us, at);
@@ -64,16 +67,19 @@ s_add_common (rd_kafka_headers_t *hdrs, const char *event_id, const char *case_i
         rc = s_add (hdrs, "ce_subject", case_id);
     if (rc == 0)
         rc = s_add (hdrs, "content-type", NOTIFIER_CONTENT_TYPE);
+    if (rc == 0 && traceparent && *traceparent)
+        rc = s_add (hdrs, "traceparent", traceparent);
     return rc ? -1 : 0;
 }
 
 rd_kafka_headers_t *
-notifier_kafka_headers (const char *event_id, const char *case_id, int64_t time_us)
+notifier_kafka_headers (const char *event_id, const char *case_id, int64_t time_us,
+                        const char *traceparent)
 {
     if (!event_id)
         return NULL;
-    rd_kafka_headers_t *hdrs = rd_kafka_headers_new (8);
-    if (hdrs && s_add_common (hdrs, event_id, case_id, time_us)) {
+    rd_kafka_headers_t *hdrs = rd_kafka_headers_new (9);
+    if (hdrs && s_add_common (hdrs, event_id, case_id, time_us, traceparent)) {
         rd_kafka_headers_destroy (hdrs);
         hdrs = NULL;
     }
@@ -82,17 +88,17 @@ notifier_kafka_headers (const char *event_id, const char *case_id, int64_t time_
 
 rd_kafka_headers_t *
 notifier_kafka_dlt_headers (const char *event_id, const char *case_id, int64_t time_us,
-                            const char *original_topic, const char *reason, const char *message,
+                            const char *traceparent, const char *original_topic, const char *reason, const char *message,
                             int attempts, int value_omitted)
 {
     if (!event_id)
         return NULL;
-    rd_kafka_headers_t *hdrs = rd_kafka_headers_new (14);
+    rd_kafka_headers_t *hdrs = rd_kafka_headers_new (15);
     if (!hdrs)
         return NULL;
     char count [16];
     snprintf (count, sizeof count, "%d", attempts);
-    int rc = s_add_common (hdrs, event_id, case_id, time_us)
+    int rc = s_add_common (hdrs, event_id, case_id, time_us, traceparent)
           || s_add (hdrs, "kafka_dlt-original-topic", original_topic ? original_topic : "")
           || s_add (hdrs, "dossier-dlt-reason", reason ? reason : "")
           || s_add (hdrs, "dossier-dlt-attempts", count)

@@ -23,9 +23,12 @@ int notifier_kafka_topic_valid (const char *name);
 
 /* The headers of a notification on the main topic, in this order: id, ce_specversion,
  * ce_id (both = event_id), ce_type, ce_source, ce_time (from time_us), ce_subject (the
- * case id, omitted when NULL or empty), content-type. Returns NULL when out of memory
+ * case id, omitted when NULL or empty), content-type, traceparent (W3C trace context,
+ * which is also the CloudEvents Distributed Tracing extension's attribute: the
+ * notifier's span, omitted when NULL or empty). Returns NULL when out of memory
  * or event_id is NULL. Caller owns (rd_kafka_headers_destroy, or producev takes them). */
-rd_kafka_headers_t *notifier_kafka_headers (const char *event_id, const char *case_id, int64_t time_us);
+rd_kafka_headers_t *notifier_kafka_headers (const char *event_id, const char *case_id, int64_t time_us,
+                                            const char *traceparent);
 
 /* The headers of its dead-letter copy: the main topic's, then
  * kafka_dlt-original-topic, dossier-dlt-reason (the error's name, e.g.
@@ -36,7 +39,7 @@ rd_kafka_headers_t *notifier_kafka_headers (const char *event_id, const char *ca
  * in the log under its id). Names as in schemas/kafka_dlt_headers.md. Same ownership
  * as above. */
 rd_kafka_headers_t *notifier_kafka_dlt_headers (const char *event_id, const char *case_id, int64_t time_us,
-                                                const char *original_topic, const char *reason,
+                                                const char *traceparent, const char *original_topic, const char *reason,
                                                 const char *message, int attempts, int value_omitted);
 
 /* How a delivery error counts. */

@@ -19,6 +19,7 @@ typedef struct {
     int64_t position;           /* its global log position */
     const char *case_id;        /* the event's stream (the case id): the Kafka key; may be NULL */
     int64_t time_us;            /* the event's time, microseconds since the epoch */
+    const char *traceparent;    /* the event's W3C traceparent; NULL or "" when it has none */
 } notifier_item_t;
 
 typedef struct {

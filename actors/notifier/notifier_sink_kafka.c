@@ -17,6 +17,7 @@
 #include "kafka_config.h"
 #include "log.h"
 #include "notifier_kafka_record.h"
+#include "traceparent.h"
 #include "notifier_tracker.h"
 
 #define S_DEFAULT_TOPIC         "notification_events"
@@ -52,6 +53,8 @@ struct s_record_t {
     int64_t retry_at;
     char reason [64];           /* the error's name, for dossier-dlt-reason */
     char message [256];         /* its text, for kafka_dlt-exception-message */
+    char traceparent [TRACEPARENT_LEN];     /* the notifier's span (child of the event's), "" none */
+    char trace_id [33];                     /* on the log lines about it, "" none */
 };
 
 struct _notifier_kafka_t {
@@ -97,6 +100,15 @@ s_record_new (const notifier_item_t *item)
     rec->value_size = item->json_size;
     rec->position = item->position;
     rec->time_us = item->time_us;
+    /* A span of the event's trace, made once: every produce of this record (retries,
+     * the dead-letter copy) carries the same one. An event without trace context (it
+     * predates it) gets no header. */
+    traceparent_t trace;
+    if (item->traceparent && traceparent_parse (item->traceparent, strlen (item->traceparent), &trace) == 0) {
+        traceparent_child (&trace, &trace);
+        traceparent_format (&trace, rec->traceparent);
+        memcpy (rec->trace_id, trace.trace_id, sizeof rec->trace_id);
+    }
     return rec;
 }
 
@@ -150,9 +162,9 @@ static void
 s_produce (notifier_kafka_t *self, s_record_t *rec)
 {
     rd_kafka_headers_t *hdrs = rec->dlt
-        ? notifier_kafka_dlt_headers (rec->event_id, rec->key, rec->time_us, self->topic, rec->reason,
-                                      rec->message, rec->attempts, rec->omit_value)
-        : notifier_kafka_headers (rec->event_id, rec->key, rec->time_us);
+        ? notifier_kafka_dlt_headers (rec->event_id, rec->key, rec->time_us, rec->traceparent, self->topic,
+                                      rec->reason, rec->message, rec->attempts, rec->omit_value)
+        : notifier_kafka_headers (rec->event_id, rec->key, rec->time_us, rec->traceparent);
     if (!hdrs) {
         s_retry_later (self, rec, S_QUEUE_FULL_MS);
         return;
@@ -198,6 +210,7 @@ s_failed (notifier_kafka_t *self, s_record_t *rec, rd_kafka_resp_err_t err, cons
     int counted = (rec->dlt ? rec->dlt_attempts : rec->attempts) != before;
     if (counted)
         self->stats.counted++;
+    log_set_trace (rec->trace_id);          /* the lines below are about this notification */
     if (rec->dlt && rec->omit_value && counted && rec->dlt_attempts == self->max_attempts)
         log_warn (NULL, rec->key, "notifier: kafka: %s refuses notification %s too; sending it without its value "
                   "(header dossier-value-omitted)", self->dlt_topic, rec->event_id);
@@ -229,6 +242,7 @@ s_failed (notifier_kafka_t *self, s_record_t *rec, rd_kafka_resp_err_t err, cons
                                                                                     : rec->attempts) : 0);
             break;
     }
+    log_set_trace (NULL);
 }
 
 /* ---- librdkafka callbacks (all on this thread, from rd_kafka_poll) ------------------ */

@@ -26,6 +26,7 @@
 
 #include "canon_json.h"
 #include "log.h"
+#include "traceparent.h"
 
 /* Ids per read request when prefetching a batch's cases and documents. */
 #define S_PREFETCH_CHUNK 500
@@ -1623,6 +1624,9 @@ s_put_case_event (projection_t *self, s_ctx_t *x)
     ||  s_buf_json_str (row, x->at)
     ||  s_buf_add (row, ",\"command_id\":", 14)
     ||  s_buf_json_str (row, ev->command_id)
+    /* Only when the event has one (events from before trace context have none). */
+    ||  (ev->traceparent [0] && (s_buf_add (row, ",\"traceparent\":", 15)
+                                 || s_buf_json_str (row, ev->traceparent)))
     ||  s_buf_add (row, ",\"data\":", 8)
     ||  s_buf_add (row, ev->data, ev->data_size)
     ||  s_buf_add (row, "}", 1))
@@ -1688,8 +1692,11 @@ s_apply_event (projection_t *self, const event_t *ev, s_obj_t *data, char *err, 
 static int
 s_record_error (projection_t *self, const event_t *ev, const char *error)
 {
+    char trace_id [33];
+    log_set_trace (traceparent_trace_id (ev->traceparent, trace_id));
     log_error (ev->correlation_id, ev->stream, "projection: event at position %lld (id %s, %s) skipped: %s",
                (long long) ev->position, ev->id, ev->type, error);
+    log_set_trace (NULL);
     return self->ops->put_error (self->impl, ev->position, ev->id, error);
 }
 
@@ -1847,8 +1854,16 @@ projection_apply_in_tx (projection_t *self, const event_t *events, size_t count)
         else
         if (applied)
             rc = -1;
-        else
+        else {
             self->stats.applied++;
+            if (log_level () <= LOG_LEVEL_DEBUG) {
+                char trace_id [33];
+                log_set_trace (traceparent_trace_id (ev->traceparent, trace_id));
+                log_debug (ev->correlation_id, ev->stream, "projection: %s at position %lld applied",
+                           ev->type, (long long) ev->position);
+                log_set_trace (NULL);
+            }
+        }
         if (rc == 0)
             self->pending = ev->position;
     }

@@ -3,6 +3,7 @@
  * Backend-specific code lives in store_<backend>.c behind store_backend_ops_t. */
 #include "store_backend.h"
 #include "log.h"
+#include "traceparent.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,6 +83,12 @@ store_backend_append_batch (store_backend_t *self, const store_batch_item_t *ite
     }
     for (size_t i = 0; i < count; i++) {
         checked [i] = items [i];
+        /* Checked where it entered (gateway, ingest); checked again before it is kept
+         * for good, so the log never holds a value no reader can parse. */
+        traceparent_t trace;
+        const char *tp = items [i].traceparent;
+        if (tp && (!tp [0] || traceparent_parse (tp, strlen (tp), &trace) != 0))
+            checked [i].traceparent = NULL;
         const store_append_t *req = items [i].req;
         const char *why = NULL;
         if (!req || req->count == 0 || req->count > STORE_APPEND_MAX_EVENTS)

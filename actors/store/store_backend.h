@@ -18,7 +18,7 @@
  * live feed is split); with the largest single event it stays under ENVELOPE_BODY_MAX. */
 #define STORE_BACKEND_BODY_BUDGET    (12 * 1024 * 1024)
 /* Upper bound of an encoded event's size beyond its data (keys, ids, integers). */
-#define STORE_BACKEND_EVENT_OVERHEAD 700
+#define STORE_BACKEND_EVENT_OVERHEAD 800
 
 /* What happened to one append of a batch. */
 typedef enum {
@@ -28,11 +28,14 @@ typedef enum {
     STORE_OUTCOME_ERROR             /* nothing written; error/detail set */
 } store_outcome_kind_t;
 
-/* One append of a batch: the decoded request and the envelope's correlation id
- * (both borrowed for the duration of the call). */
+/* One append of a batch: the decoded request and the envelope's correlation id and
+ * traceparent (all borrowed for the duration of the call; the traceparent may be
+ * NULL or "", and store_backend_append_batch passes on only one that parses). Each
+ * event of the append records them. */
 typedef struct {
     const store_append_t *req;
     const char *correlation_id;
+    const char *traceparent;
 } store_batch_item_t;
 
 typedef struct {

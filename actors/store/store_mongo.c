@@ -4,8 +4,9 @@
  *
  * Layout (database `mongodb_database`):
  *   events  {_id: command_id, stream, first_version, last_version, first_position,
- *            last_position, batch, ts, corr, fingerprint, result: bin,
+ *            last_position, batch, ts, corr, tp?, fingerprint, result: bin,
  *            events: [{position, version, id, type, data: bin}]}
+ *            (tp: the append's W3C traceparent, absent when it had none)
  *   streams  {_id: "<stream>#<first_version>", cmd: command_id, last_version, first_position}
  *   commands {_id: command_id, the events document without its events}
  * `events` is the truth. `streams` and `commands` are indexes derived from it,
@@ -772,6 +773,8 @@ s_build_doc (const store_batch_item_t *item, int64_t first_position, int64_t fir
     BSON_APPEND_INT64 (doc, "batch", batch);
     BSON_APPEND_INT64 (doc, "ts", now_us);
     BSON_APPEND_UTF8 (doc, "corr", item->correlation_id ? item->correlation_id : "");
+    if (item->traceparent && item->traceparent [0])
+        BSON_APPEND_UTF8 (doc, "tp", item->traceparent);
     BSON_APPEND_UTF8 (doc, "fingerprint", req->fingerprint);
     BSON_APPEND_BINARY (doc, "result", BSON_SUBTYPE_BINARY,
                         (const uint8_t *) (req->result ? req->result : ""), (uint32_t) req->result_size);
@@ -967,6 +970,8 @@ s_cache_append (s_call_t *call, size_t i)
         snprintf (ev.command_id, sizeof ev.command_id, "%s", req->command_id);
         snprintf (ev.correlation_id, sizeof ev.correlation_id, "%s",
                   call->items [i].correlation_id ? call->items [i].correlation_id : "");
+        snprintf (ev.traceparent, sizeof ev.traceparent, "%s",
+                  call->items [i].traceparent ? call->items [i].traceparent : "");
         ev.data = req->events [e].data ? req->events [e].data : "";
         ev.data_size = req->events [e].data_size;
         s_cache_push (call->self, &ev);
@@ -1391,6 +1396,7 @@ s_unwind (const bson_t *doc, const char *key, int64_t from, size_t max, store_ev
     s_get_str (doc, "stream", base.stream, sizeof base.stream);
     s_get_str (doc, "_id", base.command_id, sizeof base.command_id);
     s_get_str (doc, "corr", base.correlation_id, sizeof base.correlation_id);
+    s_get_str (doc, "tp", base.traceparent, sizeof base.traceparent);       /* absent: "" */
     s_get_int (doc, "ts", &base.timestamp_us);
     bson_iter_t iter, events;
     if (!bson_iter_init_find (&iter, doc, "events") || !BSON_ITER_HOLDS_ARRAY (&iter)

@@ -5,6 +5,7 @@
 #include "envelope.h"
 #include "ids.h"
 #include "log.h"
+#include "traceparent.h"
 
 #include <ctype.h>
 #include <inttypes.h>
@@ -181,10 +182,17 @@ s_classify (store_server_t *self, s_request_t *req)
             req->detail = "store.append body could not be decoded";
             return;
         }
+        /* A traceparent that does not parse is dropped here: the events will carry
+         * none, and neither will the feed or the log lines about this append. */
+        traceparent_t trace;
+        if (req->env.traceparent [0]
+        &&  traceparent_parse (req->env.traceparent, strlen (req->env.traceparent), &trace) != 0)
+            req->env.traceparent [0] = 0;
         req->kind = S_KIND_APPEND;
         req->item = self->n_items++;
         self->items [req->item].req = &req->append;
         self->items [req->item].correlation_id = env->correlation_id;
+        self->items [req->item].traceparent = env->traceparent;
     }
     else
     if (streq (env->type, "store.read_all")) {
@@ -301,9 +309,21 @@ s_answer_append (store_server_t *self, s_request_t *req)
     if (body)
         s_answer (self, req, type, body, size);
     free (body);
+    /* Lines about this append carry its trace (the sender's traceparent). */
+    char trace_id [33];
+    log_set_trace (traceparent_trace_id (req->env.traceparent, trace_id));
     if (outcome->kind == STORE_OUTCOME_ERROR)
         log_warn (req->env.correlation_id, req->append.stream, "append %s refused: %s",
                   req->append.command_id, outcome->detail);
+    else
+    if (outcome->kind == STORE_OUTCOME_APPENDED)
+        log_debug (req->env.correlation_id, req->append.stream, "append %s: %zu events at %" PRId64 "..%" PRId64,
+                   req->append.command_id, req->append.count, outcome->first_position, outcome->last_position);
+    else
+        log_debug (req->env.correlation_id, req->append.stream, "append %s: %s", req->append.command_id,
+                   outcome->kind == STORE_OUTCOME_DUPLICATE ? "duplicate, nothing written"
+                                                            : "version conflict, nothing written");
+    log_set_trace (NULL);
 }
 
 /* Where the feed is in a batch: event `event` of item `item`. */
@@ -367,8 +387,11 @@ s_publish (store_server_t *self, int64_t now_us)
             if (n == 0)
                 first = position;
             last = position;
-            /* event_pack's layout, key for key */
-            msgpack_pack_map (&pk, 9);
+            /* event_pack's layout, key for key (s_classify kept only a traceparent
+             * that parses, as the backend does) */
+            const char *tp = item->traceparent;
+            int traced = tp && tp [0];
+            msgpack_pack_map (&pk, traced ? 10 : 9);
             msgpack_pack_kv_int (&pk, "pos", position);
             msgpack_pack_kv_str (&pk, "stream", item->req->stream);
             msgpack_pack_kv_int (&pk, "ver", outcome->version - (int64_t) item->req->count + 1 + (int64_t) at.event);
@@ -377,6 +400,8 @@ s_publish (store_server_t *self, int64_t now_us)
             msgpack_pack_kv_int (&pk, "ts", now_us);
             msgpack_pack_kv_str (&pk, "cmd", item->req->command_id);
             msgpack_pack_kv_str (&pk, "corr", item->correlation_id ? item->correlation_id : "");
+            if (traced)
+                msgpack_pack_kv_str (&pk, "tp", tp);
             msgpack_pack_kv_bin (&pk, "data", ev->data ? ev->data : "", ev->data_size);
         }
         msgpack_pack_kv_int (&pk, "head", head);

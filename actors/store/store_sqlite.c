@@ -35,6 +35,7 @@ static const char *s_schema =
     "  command_id TEXT,"
     "  correlation_id TEXT,"
     "  data BLOB,"
+    "  traceparent TEXT,"
     "  UNIQUE (stream, version));"
     "CREATE TABLE IF NOT EXISTS commands ("
     "  command_id TEXT PRIMARY KEY,"
@@ -46,7 +47,7 @@ static const char *s_schema =
     "CREATE TABLE IF NOT EXISTS event_ids ("
     "  event_id TEXT PRIMARY KEY) WITHOUT ROWID;";
 
-#define S_EVENT_COLUMNS "position, stream, version, event_id, type, ts, command_id, correlation_id, data"
+#define S_EVENT_COLUMNS "position, stream, version, event_id, type, ts, command_id, correlation_id, data, traceparent"
 
 /* Statement slots; the SQL of each is in s_sql at the same index. */
 enum {
@@ -65,7 +66,7 @@ static const char *s_sql [S_COUNT] = {
     [S_HEAD]           = "SELECT COALESCE(MAX(position), 0) FROM events",
     [S_STREAM_VERSION] = "SELECT COALESCE(MAX(version), 0) FROM events WHERE stream = ?1",
     [S_COMMAND_GET]    = "SELECT result, fingerprint FROM commands WHERE command_id = ?1",
-    [S_EVENT_INSERT]   = "INSERT INTO events (" S_EVENT_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    [S_EVENT_INSERT]   = "INSERT INTO events (" S_EVENT_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     [S_COMMAND_INSERT] = "INSERT INTO commands (command_id, stream, fingerprint, result, first_position, last_position)"
                          " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     [S_READ_ALL]       = "SELECT " S_EVENT_COLUMNS " FROM events WHERE position >= ?1 ORDER BY position LIMIT ?2",
@@ -373,6 +374,17 @@ s_open (const char *location, config_t *config)
             log_warn (NULL, NULL, "%s: journal mode is %s, not wal", location, text ? (const char *) text : "?");
     }
     sqlite3_finalize (mode);
+    /* A log from before trace context lacks the column: adding a nullable column
+     * rewrites nothing (old rows read it as NULL, i.e. no traceparent). */
+    int has_traceparent = 0;
+    if (s_query_flag (self, "SELECT 1 FROM pragma_table_info('events') WHERE name = 'traceparent'", &has_traceparent)
+    ||  (!has_traceparent
+         && sqlite3_exec (self->db, "ALTER TABLE events ADD COLUMN traceparent TEXT", NULL, NULL, &err) != SQLITE_OK)) {
+        log_error (NULL, NULL, "cannot add the traceparent column to %s: %s", location,
+                   err ? err : sqlite3_errmsg (self->db));
+        sqlite3_free (err);
+        goto fail;
+    }
     for (int i = 0; i < S_COUNT; i++)
         if (sqlite3_prepare_v3 (self->db, s_sql [i], -1, SQLITE_PREPARE_PERSISTENT,
                                 &self->stmt [i], NULL) != SQLITE_OK) {
@@ -486,6 +498,10 @@ s_insert_append (s_sqlite_t *self, const store_batch_item_t *item, int64_t head,
         sqlite3_bind_text (stmt, 7, req->command_id, -1, SQLITE_STATIC);
         sqlite3_bind_text (stmt, 8, correlation_id, -1, SQLITE_STATIC);
         sqlite3_bind_blob (stmt, 9, ev->data ? ev->data : "", (int) ev->data_size, SQLITE_STATIC);
+        if (item->traceparent)
+            sqlite3_bind_text (stmt, 10, item->traceparent, -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_null (stmt, 10);
         int rc = sqlite3_step (stmt);
         sqlite3_reset (stmt);
         if (rc != SQLITE_DONE)
@@ -633,6 +649,8 @@ s_read_rows (s_sqlite_t *self, int which, store_events_t *out)
         s_column_copy (stmt, 7, ev.correlation_id, sizeof ev.correlation_id);
         ev.data = (const char *) sqlite3_column_blob (stmt, 8);
         ev.data_size = (size_t) sqlite3_column_bytes (stmt, 8);
+        /* NULL (no trace context, or a log from before it) reads as "". */
+        s_column_copy (stmt, 9, ev.traceparent, sizeof ev.traceparent);
         /* Stop before the body would outgrow one message; the reader asks again. */
         if (out->count > 0
         &&  out->bytes + ev.data_size + STORE_BACKEND_EVENT_OVERHEAD > STORE_BACKEND_BODY_BUDGET)

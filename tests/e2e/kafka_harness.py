@@ -210,10 +210,11 @@ class Kafka:
         return 0
 
     # -- records ---------------------------------------------------------------
-    def produce(self, topic, records, timeout=300):
+    def produce(self, topic, records, timeout=300, headers=()):
         """Produces (key, value) pairs (str or bytes; neither may hold a newline, the key
         no tab) with kcat, acks=all, waiting until every one is acknowledged (also across
-        a broker restart, up to timeout). Returns the number produced."""
+        a broker restart, up to timeout). headers: (name, value) pairs put on every
+        record. Returns the number produced."""
         path = os.path.join(self.dir, "produce-%d.txt" % time.monotonic_ns())
         n = 0
         with open(path, "wb") as f:
@@ -226,10 +227,11 @@ class Kafka:
                 n += 1
         try:
             # -E: keep going while the broker is away (the broker-down test produces then)
+            args = [a for name, value in headers for a in ("-H", "%s=%s" % (name, value))]
             r = subprocess.run(["kcat", "-E", "-P", "-b", self.bootstrap, "-t", topic, "-K", "\t", "-l",
                                 "-X", "acks=all", "-X", "linger.ms=20",
-                                "-X", "message.timeout.ms=%d" % (timeout * 1000),
-                                path], capture_output=True, timeout=timeout + 30)
+                                "-X", "message.timeout.ms=%d" % (timeout * 1000)] + args + [path],
+                               capture_output=True, timeout=timeout + 30)
         finally:
             os.unlink(path)
         # kcat reports failed deliveries on stderr and in its exit code

@@ -193,6 +193,83 @@ test_event_batch_round_trip (void **state)
     free (buf);
 }
 
+/* The optional trace context of an event: packed only when there is one (so events
+ * without it keep their bytes, and old events decode), kept through a batch, ignored
+ * when it is not a string that fits, and no prefix of a batch decodes. */
+static void
+test_event_traceparent (void **state)
+{
+    (void) state;
+    const char *tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    event_t events [2];
+    memset (events, 0, sizeof events);
+    for (int i = 0; i < 2; i++) {
+        events [i].position = 1 + i;
+        snprintf (events [i].stream, sizeof events [i].stream, "case");
+        events [i].version = 1 + i;
+        snprintf (events [i].id, sizeof events [i].id, "ev-%d", i);
+        snprintf (events [i].type, sizeof events [i].type, "CaseCreated");
+        events [i].data = "{}";
+        events [i].data_size = 2;
+    }
+    snprintf (events [0].traceparent, sizeof events [0].traceparent, "%s", tp);
+    char *buf;
+    size_t size;
+    assert_int_equal (event_batch_encode (events, 2, 2, &buf, &size), 0);
+    event_batch_t batch;
+    assert_int_equal (event_batch_decode (buf, size, &batch), 0);
+    assert_int_equal (batch.count, 2);
+    assert_string_equal (batch.events [0].traceparent, tp);
+    assert_string_equal (batch.events [1].traceparent, "");
+    event_batch_destroy (&batch);
+    for (size_t n = 0; n < size; n++)
+        assert_int_equal (event_batch_decode (buf, n, &batch), -2);
+    free (buf);
+
+    /* Without one: a map of the 9 keys from before trace context, no "tp" in it. */
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init (&sb);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &sb, msgpack_sbuffer_write);
+    event_pack (&pk, &events [1]);
+    assert_int_equal ((unsigned char) sb.data [0], 0x89);      /* fixmap of 9 */
+    assert_null (memmem (sb.data, sb.size, "\xa2tp", 3));
+    msgpack_sbuffer_clear (&sb);
+    event_pack (&pk, &events [0]);
+    assert_int_equal ((unsigned char) sb.data [0], 0x8a);      /* fixmap of 10 */
+    assert_non_null (memmem (sb.data, sb.size, "\xa2tp", 3));
+    msgpack_sbuffer_destroy (&sb);
+
+    /* A "tp" that is not a string, or too long: the event still decodes, without it. */
+    const msgpack_object_type kinds [] = { MSGPACK_OBJECT_POSITIVE_INTEGER, MSGPACK_OBJECT_STR };
+    for (size_t k = 0; k < 2; k++) {
+        msgpack_sbuffer_init (&sb);
+        msgpack_packer_init (&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_map (&pk, 7);
+        msgpack_pack_kv_int (&pk, "pos", 1);
+        msgpack_pack_kv_str (&pk, "stream", "case");
+        msgpack_pack_kv_int (&pk, "ver", 1);
+        msgpack_pack_kv_str (&pk, "id", "ev");
+        msgpack_pack_kv_str (&pk, "type", "CaseCreated");
+        if (kinds [k] == MSGPACK_OBJECT_STR)
+            msgpack_pack_kv_str (&pk, "tp", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-and-more");
+        else
+            msgpack_pack_kv_int (&pk, "tp", 7);
+        msgpack_pack_kv_bin (&pk, "data", "{}", 2);
+        msgpack_zone zone;
+        msgpack_zone_init (&zone, 1024);
+        msgpack_object obj;
+        size_t off = 0;
+        assert_int_equal (msgpack_unpack (sb.data, sb.size, &off, &zone, &obj), MSGPACK_UNPACK_SUCCESS);
+        event_t ev;
+        assert_int_equal (event_unpack (&obj, &ev), 0);
+        assert_string_equal (ev.traceparent, "");
+        assert_string_equal (ev.id, "ev");
+        msgpack_zone_destroy (&zone);
+        msgpack_sbuffer_destroy (&sb);
+    }
+}
+
 static void
 test_store_append_round_trip (void **state)
 {
@@ -350,6 +427,7 @@ main (void)
         cmocka_unit_test (test_envelope_rejects_oversized_strings),
         cmocka_unit_test (test_envelope_truncation_and_corruption),
         cmocka_unit_test (test_event_batch_round_trip),
+        cmocka_unit_test (test_event_traceparent),
         cmocka_unit_test (test_store_append_round_trip),
         cmocka_unit_test (test_store_replies),
         cmocka_unit_test (test_ids_and_command_ids),

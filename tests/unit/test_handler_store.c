@@ -114,9 +114,10 @@ test_reply_matching (void **state)
     int owner_a, owner_b;
     char id_a [HANDLER_STORE_REQUEST_ID_MAX], id_b [HANDLER_STORE_REQUEST_ID_MAX];
     int64_t deadline = zclock_mono () + 60000;
-    assert_int_equal (handler_store_request (f->client, "store.read_stream", "case-a", "corr", "A", 1,
+    assert_int_equal (handler_store_request (f->client, "store.read_stream", "case-a", "corr",
+                                             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "A", 1,
                                              deadline, &owner_a, id_a), 0);
-    assert_int_equal (handler_store_request (f->client, "store.read_stream", "case-b", "corr", "B", 1,
+    assert_int_equal (handler_store_request (f->client, "store.read_stream", "case-b", "corr", NULL, "B", 1,
                                              deadline, &owner_b, id_b), 0);
     assert_string_not_equal (id_a, id_b);
     assert_int_equal (handler_store_size (f->client), 2);
@@ -128,8 +129,10 @@ test_reply_matching (void **state)
     assert_string_equal (env_a.id, id_a);
     assert_string_equal (env_a.key, "case-a");
     assert_string_equal (env_a.correlation_id, "corr");
+    assert_string_equal (env_a.traceparent, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
     assert_int_equal (env_a.body_size, 1);
     assert_string_equal (env_b.id, id_b);
+    assert_string_equal (env_b.traceparent, "");
 
     /* answer b first: matched to its owner whatever the order */
     s_store_reply (f, route_b, "store.events", id_b);
@@ -176,7 +179,7 @@ test_resend_and_expiry (void **state)
     int owner;
     char id [HANDLER_STORE_REQUEST_ID_MAX];
     int64_t deadline = zclock_mono () + 8000;
-    assert_int_equal (handler_store_request (f->client, "store.append", "case", "corr", "body", 4,
+    assert_int_equal (handler_store_request (f->client, "store.append", "case", "corr", NULL, "body", 4,
                                              deadline, &owner, id), 0);
     /* taken after the request: its first resend is due at most FIRST_RESEND_MS from here */
     int64_t start = zclock_mono ();
@@ -223,7 +226,7 @@ test_store_comes_up_later (void **state)
     int owner;
     char id [HANDLER_STORE_REQUEST_ID_MAX];
     int64_t deadline = zclock_mono () + 60000;
-    assert_int_equal (handler_store_request (f->client, "store.read_stream", "case", "corr", "x", 1,
+    assert_int_equal (handler_store_request (f->client, "store.read_stream", "case", "corr", NULL, "x", 1,
                                              deadline, &owner, id), 0);
     s_bind (f);
     /* drive resends with future times until the connection is up and one arrives */

@@ -80,11 +80,14 @@ static void
 test_main_headers (void **state)
 {
     (void) state;
-    rd_kafka_headers_t *hdrs = notifier_kafka_headers ("ev-6", "case-1", 1767261600123456LL);
+    rd_kafka_headers_t *hdrs = notifier_kafka_headers ("ev-6", "case-1", 1767261600123456LL,
+                                                       "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
     assert_non_null (hdrs);
     char names [512];
     s_names (hdrs, names, sizeof names);
-    assert_string_equal (names, "id,ce_specversion,ce_id,ce_type,ce_source,ce_time,ce_subject,content-type");
+    assert_string_equal (names, "id,ce_specversion,ce_id,ce_type,ce_source,ce_time,ce_subject,content-type,"
+                         "traceparent");
+    assert_string_equal (s_header (hdrs, "traceparent"), "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
     assert_string_equal (s_header (hdrs, "id"), "ev-6");
     assert_string_equal (s_header (hdrs, "ce_specversion"), "1.0");
     assert_string_equal (s_header (hdrs, "ce_id"), "ev-6");
@@ -96,22 +99,23 @@ test_main_headers (void **state)
     assert_null (s_header (hdrs, "dossier-dlt-reason"));
     rd_kafka_headers_destroy (hdrs);
 
-    /* no case id: no subject; no event id: no headers at all */
-    hdrs = notifier_kafka_headers ("ev-7", NULL, 0);
+    /* no case id: no subject; no traceparent: no such header; no event id: no headers at all */
+    hdrs = notifier_kafka_headers ("ev-7", NULL, 0, NULL);
     s_names (hdrs, names, sizeof names);
     assert_string_equal (names, "id,ce_specversion,ce_id,ce_type,ce_source,ce_time,content-type");
     rd_kafka_headers_destroy (hdrs);
-    hdrs = notifier_kafka_headers ("ev-8", "", 0);
+    hdrs = notifier_kafka_headers ("ev-8", "", 0, "");
     assert_null (s_header (hdrs, "ce_subject"));
+    assert_null (s_header (hdrs, "traceparent"));
     rd_kafka_headers_destroy (hdrs);
-    assert_null (notifier_kafka_headers (NULL, "case-1", 0));
+    assert_null (notifier_kafka_headers (NULL, "case-1", 0, NULL));
 }
 
 static void
 test_dlt_headers (void **state)
 {
     (void) state;
-    rd_kafka_headers_t *hdrs = notifier_kafka_dlt_headers ("ev-6", "case-1", 1767261600123456LL,
+    rd_kafka_headers_t *hdrs = notifier_kafka_dlt_headers ("ev-6", "case-1", 1767261600123456LL, NULL,
         "notification_events", "MSG_SIZE_TOO_LARGE", "Broker: Message size too large", 5, 0);
     assert_non_null (hdrs);
     char names [512];
@@ -128,13 +132,14 @@ test_dlt_headers (void **state)
     assert_null (s_header (hdrs, "dossier-value-omitted"));
     rd_kafka_headers_destroy (hdrs);
 
-    hdrs = notifier_kafka_dlt_headers ("ev-6", NULL, 0, NULL, NULL, NULL, 12, 1);
+    hdrs = notifier_kafka_dlt_headers ("ev-6", NULL, 0, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", NULL, NULL, NULL, 12, 1);
     assert_non_null (hdrs);
+    assert_string_equal (s_header (hdrs, "traceparent"), "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");     /* the DLT copy keeps its span */
     assert_string_equal (s_header (hdrs, "dossier-value-omitted"), "true");
     assert_string_equal (s_header (hdrs, "dossier-dlt-attempts"), "12");
     assert_string_equal (s_header (hdrs, "dossier-dlt-reason"), "");
     rd_kafka_headers_destroy (hdrs);
-    assert_null (notifier_kafka_dlt_headers (NULL, NULL, 0, "t", "r", "m", 1, 0));
+    assert_null (notifier_kafka_dlt_headers (NULL, NULL, 0, NULL, "t", "r", "m", 1, 0));
 }
 
 static void

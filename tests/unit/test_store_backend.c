@@ -91,6 +91,7 @@ s_batch (store_backend_t *backend, test_append_t **appends, size_t n, store_outc
     for (size_t i = 0; i < n; i++) {
         items [i].req = &appends [i]->req;
         items [i].correlation_id = "corr-1";
+        items [i].traceparent = NULL;
     }
     return store_backend_append_batch (backend, items, n, 1700000000000000, outcomes);
 }
@@ -375,6 +376,7 @@ test_read_caps (void **state)
         }
         items [i].req = &reqs [i];
         items [i].correlation_id = NULL;
+        items [i].traceparent = NULL;
     }
     store_outcome_t out [N];
     assert_int_equal (store_backend_append_batch (f->backend, items, N, 1, out), 0);
@@ -528,6 +530,63 @@ test_event_id_unique_index_of_old_logs (void **state)
     assert_int_equal (s_foreign_rows (f->path), 0);
 }
 
+/* Trace context: each event of an append records the append's traceparent; one that
+ * does not parse is not kept; a log from before the column gets it on open, its old
+ * events reading as without one. */
+#define S_TP "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+static void
+test_traceparent_recorded (void **state)
+{
+    fixture_t *f = *state;
+    store_backend_destroy (&f->backend);
+    unlink (f->path);
+    sqlite3 *db = NULL;
+    assert_int_equal (sqlite3_open (f->path, &db), SQLITE_OK);
+    assert_int_equal (sqlite3_exec (db,
+        "CREATE TABLE events (position INTEGER PRIMARY KEY, stream TEXT NOT NULL, version INTEGER NOT NULL,"
+        " event_id TEXT NOT NULL, type TEXT NOT NULL, ts INTEGER NOT NULL, command_id TEXT,"
+        " correlation_id TEXT, data BLOB, UNIQUE (stream, version));"
+        "INSERT INTO events VALUES (1, 'case-old', 1, 'old/0', 'Test0', 5, 'old', 'c', '{}');",
+        NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close (db);
+    f->backend = store_backend_new (&store_sqlite_ops, f->path, NULL);
+    assert_non_null (f->backend);
+
+    test_append_t a, b, c;
+    s_make (&a, "case-a", 0, "cmd-a", 2);
+    s_make (&b, "case-b", 0, "cmd-b", 1);
+    s_make (&c, "case-c", 0, "cmd-c", 1);
+    store_batch_item_t items [3] = {
+        { &a.req, "corr-a", S_TP },
+        { &b.req, "corr-b", "00-not-a-trace" },
+        { &c.req, "corr-c", NULL },
+    };
+    store_outcome_t out [3];
+    assert_int_equal (store_backend_append_batch (f->backend, items, 3, 1700000000000000, out), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal (out [i].kind, STORE_OUTCOME_APPENDED);
+    store_events_t events;
+    store_events_init (&events);
+    assert_int_equal (store_backend_read_all (f->backend, 1, 100, &events), 0);
+    assert_int_equal (events.count, 5);
+    assert_string_equal (events.events [0].stream, "case-old");
+    assert_string_equal (events.events [0].traceparent, "");
+    assert_string_equal (events.events [1].traceparent, S_TP);
+    assert_string_equal (events.events [2].traceparent, S_TP);
+    assert_string_equal (events.events [3].traceparent, "");
+    assert_string_equal (events.events [4].traceparent, "");
+    store_events_reset (&events);
+    /* and after reopening (the column is there now: no second ALTER) */
+    store_backend_destroy (&f->backend);
+    f->backend = store_backend_new (&store_sqlite_ops, f->path, NULL);
+    assert_non_null (f->backend);
+    assert_int_equal (store_backend_read_stream (f->backend, "case-a", 1, 100, &events), 0);
+    assert_int_equal (events.count, 2);
+    assert_string_equal (events.events [1].traceparent, S_TP);
+    store_events_reset (&events);
+}
+
 static void
 test_open_fails_cleanly (void **state)
 {
@@ -555,6 +614,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_reopen_keeps_everything, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_event_id_uniqueness, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_event_id_unique_index_of_old_logs, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_traceparent_recorded, s_setup, s_teardown),
         cmocka_unit_test (test_open_fails_cleanly),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);

@@ -259,6 +259,7 @@ s_batch (store_backend_t *backend, test_append_t **appends, size_t n, store_outc
     for (size_t i = 0; i < n; i++) {
         items [i].req = &appends [i]->req;
         items [i].correlation_id = "corr-1";
+        items [i].traceparent = NULL;
     }
     return store_backend_append_batch (backend, items, n, 1700000000000000LL, outcomes);
 }
