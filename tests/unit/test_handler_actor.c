@@ -25,6 +25,7 @@
 #include "ids.h"
 #include "log.h"
 #include "store_proto.h"
+#include "traceparent.h"
 #include "test_domain_fixtures.h"
 
 #define S_WAIT_MS 5000
@@ -154,6 +155,9 @@ s_teardown (void **state)
 
 /* ---- the fake broker */
 
+/* The traceparent the next commands carry ("" none). */
+static const char *s_command_tp = "";
+
 static void
 s_command (s_fixture_t *f, const char *type, const char *id, const char *key, const char *body)
 {
@@ -161,6 +165,7 @@ s_command (s_fixture_t *f, const char *type, const char *id, const char *key, co
     envelope_init (&env, type, id);
     envelope_set (env.key, sizeof env.key, key);
     envelope_set (env.correlation_id, sizeof env.correlation_id, "corr-test");
+    envelope_set (env.traceparent, sizeof env.traceparent, s_command_tp);
     env.body = body;
     env.body_size = body ? strlen (body) : 0;
     zframe_t *handler = zframe_new ("handler-t0", 10);
@@ -324,6 +329,39 @@ s_create (s_fixture_t *f, const char *command_id, char case_id [IDS_UUID_LEN])
 }
 
 /* ---- tests */
+
+/* Trace context: the append of a traced command carries a span of the handler's in
+ * the same trace (same trace id and flags, another span id); a command without one
+ * (or with a malformed one) gets a new trace, so every append carries one. */
+static void
+test_append_carries_the_trace (void **state)
+{
+    s_fixture_t *f = *state;
+    const char *tps [] = { "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00", "", "00-xyz" };
+    const char *ids [] = { "http:t1", "http:t2", "http:t3" };
+    for (int i = 0; i < 3; i++) {
+        s_command_tp = tps [i];
+        s_command (f, "cmd.create_case", ids [i], "", fixture_kyc);
+        s_command_tp = "";
+        s_request_t r;
+        s_store_request (f, &r, "store.append");
+        traceparent_t sent;
+        assert_int_equal (traceparent_parse (r.env.traceparent, strlen (r.env.traceparent), &sent), 0);
+        if (i == 0) {
+            assert_string_equal (sent.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+            assert_string_not_equal (sent.parent_id, "00f067aa0ba902b7");
+            assert_int_equal (sent.flags, 0);
+        }
+        else
+            assert_string_not_equal (sent.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+        store_append_t req;
+        assert_int_equal (store_append_decode (r.env.body, r.env.body_size, &req), 0);
+        s_store_append (f, &r, &req);
+        store_append_free (&req);
+        s_request_done (&r);
+        json_decref (s_expect_ok (f, ids [i]));
+    }
+}
 
 static void
 test_create_duplicate_and_mismatch (void **state)
@@ -646,6 +684,7 @@ main (void)
 {
     const struct CMUnitTest tests [] = {
         cmocka_unit_test_setup_teardown (test_create_duplicate_and_mismatch, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_append_carries_the_trace, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_document_conflict_and_retry, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_create_meets_existing_case, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_store_unreachable, s_setup, s_teardown),

@@ -292,6 +292,29 @@ test_poison_events_are_recorded_and_skipped (void **state)
 
 /* The heart of it: however the log is cut into batches, and whether it is applied
  * live or rebuilt from zero in one transaction, the rows are byte-identical. */
+/* The audit trail shows an event's traceparent when it has one, and only then. */
+static void
+test_audit_row_traceparent (void **state)
+{
+    (void) state;
+    t_tmp_t tmp;
+    t_tmp_new (&tmp, "readmodels.db");
+    projection_t *p = projection_new (tmp.path);
+    assert_non_null (p);
+    t_log_t log = { 0 };
+    t_kyc_case (&log);
+    snprintf (log.events [1].traceparent, sizeof log.events [1].traceparent,
+              "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+    assert_int_equal (projection_apply (p, log.events, log.count), 0);
+    char *audit = s_query (tmp.path, "SELECT json FROM case_events WHERE version = 2");
+    assert_non_null (strstr (audit, "\"command_id\":\"cmd-" T_KYC "\",\"traceparent\":"
+                                    "\"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\",\"data\":{"));
+    free (audit);
+    assert_int_equal (s_count (tmp.path, "SELECT count(*) FROM case_events WHERE json LIKE '%traceparent%'"), 1);
+    projection_destroy (&p);
+    t_tmp_destroy (&tmp);
+}
+
 static void
 test_replay_gives_identical_rows (void **state)
 {
@@ -303,6 +326,10 @@ test_replay_gives_identical_rows (void **state)
     t_add (&log, T_KYB, "DocumentStatusChanged", "{\"document_id\":\"D3\",\"from\":\"AWAITING_UPLOAD\","
            "\"to\":\"UPLOADED\",\"reason\":null,\"changed_at\":\"2026-01-05T00:00:00.000Z\"}");
     t_add (&log, T_KYB, "NotificationRequired", "{\"notification_id\":\"N2\",\"case_id\":\"" T_KYB "\"}");
+    /* some events with trace context, some without (as in a log from before it) */
+    for (size_t i = 0; i < log.count; i += 2)
+        snprintf (log.events [i].traceparent, sizeof log.events [i].traceparent,
+                  "00-4bf92f3577b34da6a3ce929d0e0e4736-%016zx-01", i + 1);
 
     t_tmp_t a, b, c;
     t_tmp_new (&a, "one_by_one.db");
@@ -493,6 +520,7 @@ main (void)
         cmocka_unit_test (test_reapplying_changes_nothing),
         cmocka_unit_test (test_kyb_case_read_models),
         cmocka_unit_test (test_poison_events_are_recorded_and_skipped),
+        cmocka_unit_test (test_audit_row_traceparent),
         cmocka_unit_test (test_replay_gives_identical_rows),
         cmocka_unit_test (test_odd_payloads_as_jansson_writes_them),
         cmocka_unit_test (test_rows_put_twice),

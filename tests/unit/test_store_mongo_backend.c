@@ -639,6 +639,42 @@ test_server_down_then_back (void **state)
     store_events_reset (&ev);
 }
 
+/* Trace context: each event of an append records the append's traceparent (from the
+ * tail cache and, after reopening, from the database); an append without one, or with
+ * one that does not parse, records none. */
+static void
+test_traceparent_recorded (void **state)
+{
+    S_REQUIRE_SERVER ();
+    fixture_t *f = *state;
+    const char *tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    test_append_t a, b, c;
+    s_make (&a, "t-1", 0, "c-tp", 2);
+    s_make (&b, "t-2", 0, "c-none", 1);
+    s_make (&c, "t-3", 0, "c-bad", 1);
+    store_batch_item_t items [3] = {
+        { &a.req, "corr-1", tp }, { &b.req, "corr-1", NULL }, { &c.req, "corr-1", "00-bad" },
+    };
+    store_outcome_t out [3];
+    assert_int_equal (store_backend_append_batch (f->backend, items, 3, 1700000000000000LL, out), 0);
+    for (int round = 0; round < 2; round++) {
+        store_events_t ev;
+        store_events_init (&ev);
+        assert_int_equal (store_backend_read_all (f->backend, 1, 100, &ev), 0);
+        assert_int_equal (ev.count, 4);
+        assert_string_equal (ev.events [0].traceparent, tp);
+        assert_string_equal (ev.events [1].traceparent, tp);
+        assert_string_equal (ev.events [2].traceparent, "");
+        assert_string_equal (ev.events [3].traceparent, "");
+        store_events_reset (&ev);
+        /* again from the database itself */
+        store_backend_destroy (&f->backend);
+        f->backend = store_backend_new (&store_mongo_ops, s_server.uri, f->config);
+        assert_non_null (f->backend);
+    }
+    store_outcomes_free (out, 3);
+}
+
 static void
 test_bad_uri_fails_cleanly (void **state)
 {
@@ -661,6 +697,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_lost_answer_is_recognised, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_position_taken_behind_the_store, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_server_down_then_back, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_traceparent_recorded, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_bad_uri_fails_cleanly, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, s_group_setup, s_group_teardown);

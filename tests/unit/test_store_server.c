@@ -124,6 +124,8 @@ s_teardown (void **state)
 
 /* How old the next requests claim to be (their envelope timestamp in the past). */
 static int64_t s_send_age_us = 0;
+/* The traceparent the next requests carry ("" none). */
+static const char *s_send_tp = "";
 
 static void
 s_send (zsock_t *sock, const char *type, const char *id, const char *body, size_t size)
@@ -133,6 +135,7 @@ s_send (zsock_t *sock, const char *type, const char *id, const char *body, size_
     env.timestamp_us -= s_send_age_us;
     envelope_set (env.correlation_id, sizeof env.correlation_id, "corr-test");
     envelope_set (env.key, sizeof env.key, "stream-key");
+    envelope_set (env.traceparent, sizeof env.traceparent, s_send_tp);
     env.body = body;
     env.body_size = size;
     assert_int_equal (envelope_send (zsock_resolve (sock), NULL, &env), 0);
@@ -319,6 +322,64 @@ test_append_reply_and_feed (void **state)
     }
 }
 
+/* Trace context: each event of an append carries the append's traceparent on the
+ * feed (packed as event_pack packs it, byte for byte) and on reads; one that does
+ * not parse is dropped. */
+static void
+test_traceparent_on_feed_and_reads (void **state)
+{
+    fixture_t *f = *state;
+    const char *tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    s_send_tp = tp;
+    s_append (f->client, "case-t", 0, "cmd-t", 2);
+    s_send_tp = "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01";     /* upper case: invalid */
+    s_append (f->client, "case-u", 0, "cmd-u", 1);
+    s_send_tp = "";
+    s_append (f->client, "case-v", 0, "cmd-v", 1);
+    s_expect_reply (f, "store.appended", "cmd-t", NULL);
+    s_expect_reply (f, "store.appended", "cmd-u", NULL);
+    s_expect_reply (f, "store.appended", "cmd-v", NULL);
+    event_t seen [4];
+    size_t n = 0;
+    while (n < 4) {
+        zmsg_t *msg = NULL;
+        envelope_t env;
+        s_recv (f->feed, &msg, &env);
+        event_batch_t fed;
+        assert_int_equal (event_batch_decode (env.body, env.body_size, &fed), 0);
+        char *expected = NULL;
+        size_t expected_size = 0;
+        assert_int_equal (event_batch_encode (fed.events, fed.count, fed.head, &expected, &expected_size), 0);
+        assert_int_equal (env.body_size, expected_size);
+        assert_memory_equal (env.body, expected, expected_size);
+        free (expected);
+        for (size_t i = 0; i < fed.count && n < 4; i++)
+            seen [n++] = fed.events [i];        /* only the strings are looked at below */
+        event_batch_destroy (&fed);
+        zmsg_destroy (&msg);
+    }
+    assert_string_equal (seen [0].traceparent, tp);
+    assert_string_equal (seen [1].traceparent, tp);
+    assert_string_equal (seen [2].traceparent, "");
+    assert_string_equal (seen [3].traceparent, "");
+    size_t size = 0;
+    char *body = store_read_all_encode (1, 100, &size);
+    s_send (f->client, "store.read_all", "read-t", body, size);
+    free (body);
+    zmsg_t *msg = NULL;
+    envelope_t env;
+    s_recv (f->client, &msg, &env);
+    event_batch_t stored;
+    assert_int_equal (event_batch_decode (env.body, env.body_size, &stored), 0);
+    assert_int_equal (stored.count, 4);
+    assert_string_equal (stored.events [0].traceparent, tp);
+    assert_string_equal (stored.events [1].traceparent, tp);
+    assert_string_equal (stored.events [2].traceparent, "");
+    assert_string_equal (stored.events [3].traceparent, "");
+    event_batch_destroy (&stored);
+    zmsg_destroy (&msg);
+}
+
 static void
 test_malformed_input (void **state)
 {
@@ -436,6 +497,7 @@ main (void)
 {
     const struct CMUnitTest tests [] = {
         cmocka_unit_test_setup_teardown (test_append_reply_and_feed, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_traceparent_on_feed_and_reads, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_malformed_input, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_failed_commit_acknowledges_nothing, s_setup_failing, s_teardown),
         cmocka_unit_test_setup_teardown (test_expired_requests_are_not_done, s_setup_expiring, s_teardown),

@@ -84,12 +84,42 @@ test_new_and_child (void **state)
     assert_string_equal (child.trace_id, a.trace_id);
 }
 
+/* One hop: a child of what came, else of a new trace; and the trace id for the logs. */
+static void
+test_hop_and_trace_id (void **state)
+{
+    (void) state;
+    const char *in = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+    char out [TRACEPARENT_LEN], id [33];
+    traceparent_hop (in, strlen (in), out);
+    traceparent_t hop;
+    assert_int_equal (s_parse (out, &hop), 0);
+    assert_string_equal (hop.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_string_not_equal (hop.parent_id, "00f067aa0ba902b7");
+    assert_int_equal (hop.flags, 0);
+    assert_string_equal (traceparent_trace_id (out, id), "4bf92f3577b34da6a3ce929d0e0e4736");
+    /* none, or malformed: a new trace, sampled */
+    const char *bad [] = { NULL, "", "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01" };
+    for (int i = 0; i < 3; i++) {
+        traceparent_hop (bad [i], bad [i] ? strlen (bad [i]) : 0, out);
+        assert_int_equal (s_parse (out, &hop), 0);
+        assert_string_not_equal (hop.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_int_equal (hop.flags, 1);
+        assert_null (traceparent_trace_id (bad [i], id));
+    }
+    /* a hop is only as long as the given size */
+    traceparent_hop (in, 54, out);
+    assert_int_equal (s_parse (out, &hop), 0);
+    assert_string_not_equal (hop.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests [] = {
         cmocka_unit_test (test_parse_valid_and_invalid),
         cmocka_unit_test (test_new_and_child),
+        cmocka_unit_test (test_hop_and_trace_id),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
