@@ -13,6 +13,7 @@
 #include "log.h"
 #include "ready.h"
 #include "subscription.h"
+#include "traceparent.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -98,6 +99,9 @@ s_send (self_t *self, const scheduler_item_t *item, int64_t now)
     envelope_init (&env, "cmd.resolve_notifications", command_id);
     envelope_set (env.correlation_id, sizeof env.correlation_id, command_id);
     envelope_set (env.key, sizeof env.key, item->case_id);
+    /* The deferral's trace goes on with a span of the scheduler's (a deferral from
+     * before trace context starts a trace here). */
+    traceparent_hop (item->traceparent, strlen (item->traceparent), env.traceparent);
     env.body = body;
     env.body_size = strlen (body);
     int rc = envelope_send (zsock_resolve (self->broker), NULL, &env);

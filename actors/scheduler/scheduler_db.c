@@ -24,7 +24,8 @@ static const char s_schema [] =
     "CREATE TABLE IF NOT EXISTS pending ("
     "    deferral_id TEXT PRIMARY KEY,"
     "    case_id     TEXT NOT NULL,"
-    "    position    INTEGER NOT NULL UNIQUE"
+    "    position    INTEGER NOT NULL UNIQUE,"
+    "    traceparent TEXT"
     ");";
 
 void
@@ -62,9 +63,19 @@ scheduler_db_open (const char *path)
     sqlite3_busy_timeout (self->db, 5000);
     sqlite3_stmt *get = NULL;
     int rc = sqlite3_exec (self->db, s_schema, NULL, NULL, NULL);
+    /* A database from before trace context: its pending rows read as without one. */
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_prepare_v2 (self->db, "SELECT 1 FROM pragma_table_info('pending') WHERE name = 'traceparent'",
+                                 -1, &get, NULL);
+        int has = rc == SQLITE_OK && sqlite3_step (get) == SQLITE_ROW;
+        sqlite3_finalize (get);
+        get = NULL;
+        if (rc == SQLITE_OK && !has)
+            rc = sqlite3_exec (self->db, "ALTER TABLE pending ADD COLUMN traceparent TEXT", NULL, NULL, NULL);
+    }
     if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2 (self->db, "INSERT OR IGNORE INTO pending (deferral_id, case_id, position) "
-                                 "VALUES (?1, ?2, ?3)", -1, &self->insert, NULL);
+        rc = sqlite3_prepare_v2 (self->db, "INSERT OR IGNORE INTO pending (deferral_id, case_id, position, "
+                                 "traceparent) VALUES (?1, ?2, ?3, ?4)", -1, &self->insert, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v2 (self->db, "DELETE FROM pending WHERE deferral_id = ?1", -1, &self->remove, NULL);
     if (rc == SQLITE_OK)
@@ -72,7 +83,7 @@ scheduler_db_open (const char *path)
                                  "ON CONFLICT (name) DO UPDATE SET position = excluded.position", -1,
                                  &self->put_checkpoint, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2 (self->db, "SELECT deferral_id, case_id, position FROM pending "
+        rc = sqlite3_prepare_v2 (self->db, "SELECT deferral_id, case_id, position, traceparent FROM pending "
                                  "WHERE position > ?1 ORDER BY position LIMIT ?2", -1, &self->pending, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v2 (self->db, "SELECT count(*) FROM pending", -1, &self->count, NULL);
@@ -147,6 +158,10 @@ scheduler_db_apply (scheduler_db_t *self, const event_t *events, size_t count, s
             sqlite3_bind_text (self->insert, 1, id, -1, SQLITE_TRANSIENT);
             sqlite3_bind_text (self->insert, 2, ev->stream, -1, SQLITE_TRANSIENT);
             sqlite3_bind_int64 (self->insert, 3, ev->position);
+            if (ev->traceparent [0])
+                sqlite3_bind_text (self->insert, 4, ev->traceparent, -1, SQLITE_TRANSIENT);
+            else
+                sqlite3_bind_null (self->insert, 4);
             rc = s_step (self->insert);
             n += rc == 0 && sqlite3_changes (self->db) > 0;
         }
@@ -186,6 +201,9 @@ scheduler_db_pending (scheduler_db_t *self, int64_t after, scheduler_item_t *ite
         memcpy (items [n].deferral_id, id, strlen (id) + 1);
         memcpy (items [n].case_id, case_id, strlen (case_id) + 1);
         items [n].position = sqlite3_column_int64 (self->pending, 2);
+        const char *tp = (const char *) sqlite3_column_text (self->pending, 3);
+        snprintf (items [n].traceparent, sizeof items [n].traceparent, "%s",
+                  tp && strlen (tp) < sizeof items [n].traceparent ? tp : "");
         n++;
     }
     sqlite3_reset (self->pending);

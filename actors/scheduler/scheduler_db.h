@@ -15,6 +15,7 @@ typedef struct {
     char deferral_id [EVENT_ID_MAX];
     char case_id [EVENT_ID_MAX];
     int64_t position;               /* of its NotificationDecisionDeferred */
+    char traceparent [56];          /* that event's W3C traceparent, "" none */
 } scheduler_item_t;
 
 typedef struct _scheduler_db_t scheduler_db_t;

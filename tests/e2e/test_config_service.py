@@ -87,6 +87,16 @@ def _events(d, type_=None, stream=None):
     return [(s, t, json.loads(bytes(data) if not isinstance(data, str) else data)) for s, t, data in rows]
 
 
+def _trace_ids(d, type_):
+    """{stream: trace id of its event of type_} from the events' traceparent metadata."""
+    con = sqlite3.connect("file:%s?mode=ro" % os.path.join(d.data, "events.db"), uri=True, timeout=10)
+    try:
+        rows = con.execute("SELECT stream, traceparent FROM events WHERE type = ?", (type_,)).fetchall()
+    finally:
+        con.close()
+    return {stream: tp.split("-")[1] for stream, tp in rows if tp}
+
+
 def _notifications(d, stream=None):
     return [data for _, _, data in _events(d, "NotificationRequired", stream)]
 
@@ -230,6 +240,12 @@ def test_service_down_while_500_cases_arrive(cs_dossier, service, tmp_path):
     # and the notifier relays each one
     wait_for(lambda: len(_relayed(d)) >= N, 30, what="notifications relayed")
     assert len({x["id"] for x in _relayed(d)}) == N
+    # trace context: each file record started a trace at ingest, and the scheduler's
+    # resolution (kill -9 or not) went on in the trace of the deferral it resolved
+    created, deferred_traces = _trace_ids(d, "CaseCreated"), _trace_ids(d, "NotificationDecisionDeferred")
+    assert len(created) == N and len(set(created.values())) == N
+    assert deferred_traces == created
+    assert _trace_ids(d, "NotificationDecisionResolved") == created
 
 
 def test_malformed_answers_use_cached_rules_and_never_crash(cs_dossier, service, kyc_record, kyb_record):
