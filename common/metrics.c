@@ -238,19 +238,25 @@ metric_set (metric_t *metric, double value)
 }
 
 void
-metric_observe (metric_t *metric, double value)
+metric_observe_n (metric_t *metric, double value, uint64_t n)
 {
-    if (!metric || metric->family->type != METRICS_HISTOGRAM || isnan (value))
+    if (!metric || metric->family->type != METRICS_HISTOGRAM || isnan (value) || n == 0)
         return;
     pthread_mutex_lock (&metric->registry->lock);
-    metric->value += value;
-    metric->count++;
+    metric->value += value * (double) n;
+    metric->count += n;
     for (size_t i = 0; i < metric->family->n_bounds; i++)
         if (value <= metric->family->bounds [i]) {
-            metric->buckets [i]++;
+            metric->buckets [i] += n;
             break;
         }
     pthread_mutex_unlock (&metric->registry->lock);
+}
+
+void
+metric_observe (metric_t *metric, double value)
+{
+    metric_observe_n (metric, value, 1);
 }
 
 double

@@ -6,6 +6,7 @@
 #define DOSSIER_METRICS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct _metrics_t metrics_t;
 typedef struct _metric_t metric_t;
@@ -39,6 +40,9 @@ metric_t *metrics_histogram (metrics_t *self, const char *name, const char *help
 void metric_add (metric_t *metric, double by);
 void metric_set (metric_t *metric, double value);
 void metric_observe (metric_t *metric, double value);
+/* n observations of the same value at once (one lock): a batch whose requests all
+ * took the batch's time. */
+void metric_observe_n (metric_t *metric, double value, uint64_t n);
 double metric_value (metric_t *metric);         /* counter/gauge value; histogram: count */
 
 /* Writes value escaped for a label (backslash, quote, newline) into out; returns
