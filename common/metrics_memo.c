@@ -24,6 +24,11 @@ metrics_memo_get (metrics_memo_t *memo, metrics_t *registry, const char *labels)
 {
     if (!memo || !registry)
         return NULL;
+    if (registry != memo->registry) {
+        memo->registry = registry;
+        memo->n = 0;
+        memo->overflow_metric = NULL;
+    }
     labels = labels ? labels : "";
     for (size_t i = 0; i < memo->n; i++)
         if (strcmp (memo->slots [i].labels, labels) == 0)

@@ -22,7 +22,8 @@ typedef struct {
     const char *overflow;           /* labels of the series past the cap, e.g. type="other" */
     const double *bounds;           /* histograms */
     size_t n_bounds;
-    /* Filled as label sets are met. */
+    /* Filled as label sets are met; forgotten when the registry changes. */
+    metrics_t *registry;
     size_t n;
     struct {
         char labels [METRICS_MEMO_LABELS_MAX];
