@@ -15,6 +15,8 @@ const double metrics_latency_buckets [] = {
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
 };
 const size_t metrics_latency_buckets_count = sizeof metrics_latency_buckets / sizeof metrics_latency_buckets [0];
+_Static_assert (sizeof metrics_latency_buckets / sizeof metrics_latency_buckets [0] == METRICS_LATENCY_BUCKETS,
+                "METRICS_LATENCY_BUCKETS must count metrics_latency_buckets");
 
 typedef struct _family_t family_t;
 

@@ -15,6 +15,7 @@ typedef enum { METRICS_COUNTER, METRICS_GAUGE, METRICS_HISTOGRAM } metrics_type_
 
 /* Latency buckets in seconds, 100 µs .. 10 s: what append, projection and HTTP
  * latencies span. */
+#define METRICS_LATENCY_BUCKETS 16      /* a constant, for static initialisers */
 extern const double metrics_latency_buckets [];
 extern const size_t metrics_latency_buckets_count;
 
