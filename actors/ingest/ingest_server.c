@@ -3,7 +3,9 @@
  * outcome back to the record's source: the CLI socket (s_handle_cli) or the Kafka
  * consumer (s_handle_kafka, ingest_kafka), whose wake-up fd sits in the same poll. */
 #include "ingest_server.h"
+#include "ingest_dlt.h"
 #include "ingest_kafka.h"
+#include "ingest_metrics.h"
 #include "ingest_pending.h"
 #include "ingest_record.h"
 
@@ -169,6 +171,7 @@ s_reject (ingest_server_t *self, int source, zframe_t *route, const char *reques
           int status, const char *error, const char *detail)
 {
     log_debug (request_id, NULL, "ingest: %s rejected: %d %s", request_id, status, error);
+    ingest_metrics_result (source, status, error);
     ingest_waiter_t stub = { .source = source, .route = route, .line = line };
     envelope_set (stub.request_id, sizeof stub.request_id, request_id);
     char *result = ingest_record_result_error (line, status, error, detail);
@@ -184,6 +187,7 @@ static void
 s_submit (ingest_server_t *self, const char *raw, size_t raw_size, int source, zframe_t *route,
           const char *request_id, long line, const char *idempotency_key, size_t idempotency_key_size)
 {
+    ingest_metrics_record (source);
     ingest_record_t record;
     if (ingest_record_parse (raw, raw_size, self->body_limit, &record) != 0) {
         s_reject (self, source, route, request_id, line, record.status, record.error, record.detail);
@@ -237,6 +241,21 @@ s_handle_cli (ingest_server_t *self)
     zmsg_destroy (&msg);
 }
 
+/* Counts a handler's answer; only an error's result is read again (for its class). */
+static void
+s_count_reply (int source, const char *type, const char *result)
+{
+    if (streq (type, "reply.ok")) {
+        ingest_metrics_result (source, 200, NULL);
+        return;
+    }
+    ingest_outcome_t outcome;
+    if (result && ingest_dlt_classify (result, &outcome) == 0)
+        ingest_metrics_result (source, outcome.status ? outcome.status : 500, outcome.error);
+    else
+        ingest_metrics_result (source, 500, "internal");
+}
+
 static void
 s_handle_broker (ingest_server_t *self)
 {
@@ -253,6 +272,7 @@ s_handle_broker (ingest_server_t *self)
         if (waiter) {
             char *result = ingest_record_result_from_reply (waiter->line, env.type, env.body,
                                                             env.body_size, waiter->case_id);
+            s_count_reply (waiter->source, env.type, result);
             s_answer (self, waiter, result);
             free (result);
             ingest_waiter_destroy (&waiter);
@@ -280,6 +300,7 @@ s_expire (ingest_server_t *self)
         char detail [96];
         snprintf (detail, sizeof detail, "no reply from a handler within %lld ms", (long long) self->timeout_ms);
         char *result = ingest_record_result_error (waiter->line, 503, "unavailable", detail);
+        ingest_metrics_result (waiter->source, 503, "timeout");
         s_answer (self, waiter, result);
         free (result);
         char command_id [COMMAND_ID_MAX];
@@ -339,6 +360,7 @@ ingest_server_run (ingest_server_t *self, zsock_t *pipe)
         if (self->kafka)
             s_handle_kafka (self);
         s_expire (self);
+        ingest_metrics_in_flight (ingest_pending_size (self->pending));
     }
     log_info (NULL, NULL, "ingest: stopping with %zu commands in flight", ingest_pending_size (self->pending));
     return 0;
