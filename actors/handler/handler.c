@@ -609,6 +609,7 @@ s_handle_broker (handler_t *self)
     zmsg_t *msg = zmsg_recv (self->broker);
     if (!msg)
         return;
+    int64_t received_us = zclock_usecs ();
     if (zmsg_size (msg) != 2) {
         log_warn (NULL, NULL, "dropped a broker message of %zu frames", zmsg_size (msg));
         zmsg_destroy (&msg);
@@ -639,7 +640,7 @@ s_handle_broker (handler_t *self)
             command_id_case_id (env.id, key);
         log_info (env.id, key, "%s refused: %d %s %s", env.type, err.status, err.error, err.field);
         s_reply_error (self, client, env.id, env.correlation_id [0] ? env.correlation_id : env.id, key, &err);
-        handler_metrics_command (env.type, err.status, 0, err.error, -1);
+        handler_metrics_command (env.type, err.status, 0, err.error, (double) (zclock_usecs () - received_us) / 1e6);
         zmsg_destroy (&msg);
         return;
     }
@@ -653,7 +654,7 @@ s_handle_broker (handler_t *self)
     if (!p) {
         handler_error_set (&err, 500, "internal", "out of memory");
         s_reply_error (self, client, env.id, env.correlation_id, env.key, &err);
-        handler_metrics_command (env.type, 500, 0, "internal", -1);
+        handler_metrics_command (env.type, 500, 0, "internal", (double) (zclock_usecs () - received_us) / 1e6);
         handler_command_destroy (&cmd);
         zmsg_destroy (&msg);
         return;

@@ -13,7 +13,8 @@
  * status the HTTP-like status of the answer (2xx: accepted, or duplicate when
  * duplicate is set; 4xx: rejected; 5xx: failed); error its error code (class =
  * the part before the first '.', e.g. "validation"), NULL or "" on success;
- * seconds from its arrival to the reply (< 0: not timed). */
+ * seconds from its arrival to the reply (< 0: not timed). Every command the handler
+ * answers is counted once here. */
 void handler_metrics_command (const char *type, int status, int duplicate, const char *error, double seconds);
 
 /* The store said the expected version was stale (the command is decided again). */
