@@ -887,6 +887,7 @@ ingest_kafka_next (ingest_kafka_t *self, ingest_kafka_record_t *out)
             return 0;
         }
         self->stats.received++;
+        ingest_metrics_record (INGEST_SOURCE_KAFKA);
         s_fill (self, record, out);
         self->more = 1;
         return 1;

@@ -9,9 +9,9 @@
 #include <string.h>
 
 static metrics_memo_t s_records = METRICS_MEMO_COUNTER ("dossier_ingest_records_total",
-    "Records received, by source (cli, kafka; a Kafka retry is not a new record).", "source=\"other\"");
+    "Records received, by source (cli, kafka; a retry or re-fetch is not a new record).", "source=\"other\"");
 static metrics_memo_t s_results = METRICS_MEMO_COUNTER ("dossier_ingest_results_total",
-    "Records answered, by source, outcome (accepted, rejected, failed) and error class.",
+    "Answers to record submissions (one per attempt), by source, outcome (accepted, rejected, failed) and error class.",
     "source=\"other\",outcome=\"other\"");
 static metrics_memo_t s_dead = METRICS_MEMO_COUNTER ("dossier_ingest_dead_letters_total",
     "Kafka records written to the dead-letter topic (delivery confirmed).", "");

@@ -9,11 +9,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* source: INGEST_SOURCE_* (ingest_pending.h). */
+/* A new record from source (INGEST_SOURCE_*): a CLI line, a Kafka record
+ * consumed for the first time (a retry or a re-fetch is not counted again). */
 void ingest_metrics_record (int source);
 
-/* A record's answer: status 2xx accepted, 4xx rejected, else failed; error its
- * error code (class = the part before the first '.'), ignored when accepted. */
+/* An answer to one submission of a record: status 2xx accepted, 4xx rejected,
+ * else failed; error its error code (class = the part before the first '.'),
+ * ignored when accepted. A Kafka record retried after a failure is answered once
+ * per attempt. */
 void ingest_metrics_result (int source, int status, const char *error);
 
 void ingest_metrics_dead_letter (void);

@@ -187,7 +187,6 @@ static void
 s_submit (ingest_server_t *self, const char *raw, size_t raw_size, int source, zframe_t *route,
           const char *request_id, long line, const char *idempotency_key, size_t idempotency_key_size)
 {
-    ingest_metrics_record (source);
     ingest_record_t record;
     if (ingest_record_parse (raw, raw_size, self->body_limit, &record) != 0) {
         s_reject (self, source, route, request_id, line, record.status, record.error, record.detail);
@@ -234,6 +233,7 @@ s_handle_cli (ingest_server_t *self)
         long line = 0;
         if (ingest_record_line_from_id (env.id, &line) != 0)
             log_debug (env.id, NULL, "ingest: record id is not line:<n>; answering as line 0");
+        ingest_metrics_record (INGEST_SOURCE_CLI);
         s_submit (self, env.body, env.body_size, INGEST_SOURCE_CLI, routes [0], env.id, line, NULL, 0);
     }
     else

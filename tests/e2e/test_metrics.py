@@ -227,3 +227,51 @@ def test_the_convention_check_itself_rejects_bad_names():
                  "# HELP dossier_x_total X.\n# TYPE dossier_x_total gauge\ndossier_x_total 1\n"):
         with pytest.raises(AssertionError):
             check_conventions(parse(text))
+
+
+def test_kafka_consumer_lag_per_partition(kafka, kafka_dossier):
+    """dossier_ingest_kafka_consumer_lag{topic,partition}: 0 on every partition once the
+    topic is consumed; while the handlers are stopped (SIGSTOP) it is exactly the
+    records produced since; back to 0 once they run again and the group commits."""
+    from kafka_harness import gen_records, setup_topics, wait_cases
+    env = setup_topics(kafka, "metrics")
+    topic, group = env["DOSSIER_KAFKA_TOPIC"], env["DOSSIER_KAFKA_GROUP"]
+    d = kafka_dossier(**env)
+    kafka.wait_group_assigned(group, topic)
+    partitions = kafka.partitions(topic)
+
+    def lags():
+        return {l["partition"]: v for n, l, v in series(scrape(d), "dossier_ingest_kafka_consumer_lag", topic=topic)}
+
+    def all_zero():
+        m = lags()
+        return m if len(m) == partitions and all(v == 0 for v in m.values()) else None
+
+    first = gen_records(100, "MLA", seed=31)
+    kafka.produce(topic, first)
+    wait_cases(d, "MLA-", len(first))
+    kafka.wait_group_caught_up(group, topic)
+    wait_for(all_zero, 30, interval=0.5, what="consumer lag 0 on every partition")
+
+    handlers = d.pids("handler")
+    assert handlers
+    for pid in handlers:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        second = gen_records(60, "MLB", seed=32)
+        kafka.produce(topic, second)
+        seen = wait_for(lambda: (lambda m: m if sum(m.values()) == len(second) else None)(lags()), 30,
+                        interval=0.25, what="consumer lag == the records produced while the handlers are stopped")
+        assert len(seen) == partitions, seen
+    finally:
+        for pid in handlers:
+            os.kill(pid, signal.SIGCONT)
+    wait_cases(d, "MLB-", len(second), timeout=120)
+    kafka.wait_group_caught_up(group, topic)
+    wait_for(all_zero, 30, interval=0.5, what="consumer lag back to 0")
+
+    f = scrape(d)
+    check_conventions(f)
+    assert total(f, "dossier_ingest_records_total", source="kafka") == len(first) + len(second)
+    assert total(f, "dossier_ingest_results_total", source="kafka", outcome="accepted") == len(first) + len(second)
+    assert total(f, "dossier_ingest_dead_letters_total") == 0
