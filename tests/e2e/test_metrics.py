@@ -214,6 +214,18 @@ def test_every_process_counts_what_an_ingest_did(tmp_path):
         exporting = {l.get("process") for fam in f.values() for _, l, _ in fam["samples"]}
         assert {"supervisor", "store", "broker", "handler", "projector", "notifier", "scheduler", "gateway",
                 "ingest"} <= exporting, exporting
+
+        # the same file again: every record a duplicate, answered from the log, nothing appended
+        again = json.loads(d.cli("ingest", str(path), "--json", timeout=120).stdout)
+        assert again["duplicate"] == n and again["new"] == 0, again
+        f = wait_for(lambda: (lambda f: f if total(f, "dossier_ingest_results_total", source="cli",
+                                                   outcome="accepted") == 2 * n else None)(scrape(d)),
+                     30, interval=0.5, what="metrics of the second ingest")
+        assert total(f, "dossier_handler_commands_total", type="cmd.create_case", outcome="duplicate") == n
+        assert total(f, "dossier_handler_commands_total", type="cmd.create_case", outcome="accepted") == n
+        assert total(f, "dossier_store_appends_total", outcome="ok") == n
+        assert total(f, "dossier_store_events_appended_total") == head == d.event_count()
+        assert total(f, "dossier_projector_events_applied_total") == head
     finally:
         d.stop()
         d.kill()
