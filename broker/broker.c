@@ -4,6 +4,7 @@
 #include "broker.h"
 #include "broker_command.h"
 #include "broker_inflight.h"
+#include "broker_metrics.h"
 #include "broker_pending.h"
 #include "broker_workers.h"
 #include "ids.h"
@@ -149,6 +150,7 @@ s_answer (broker_t *self, const broker_id_t *client, const char *type, const cha
     zframe_t *route = zframe_new (client->data, client->size);
     /* The frontend ROUTER drops what it cannot route (client gone): nothing to do. */
     envelope_send (zsock_resolve (self->front), route, &env);
+    broker_metrics_out ("front", type);
     zframe_destroy (&route);
 }
 
@@ -173,6 +175,8 @@ s_send_to_worker (broker_t *self, const broker_command_t *command)
         zframe_t *frame = command->frame;
         rc = zframe_send (&frame, self->back, ZFRAME_REUSE);
     }
+    if (rc == 0)
+        broker_metrics_out ("back", command->type);
     int saved = zmq_errno ();
     zframe_destroy (&worker);
     zframe_destroy (&client);
@@ -197,6 +201,7 @@ s_route (broker_t *self, broker_command_t **command_p)
     if (broker_workers_choose (self->workers, command->partition, &worker)) {
         if (broker_pending_push (self->pending, command_p, now)) {
             log_warn (command->correlation_id, command->key, "no handler and queue full: %s refused", command->id);
+            broker_metrics_error (BROKER_METRICS_NO_HANDLER);
             s_answer_command (self, command, s_body_no_handler);
             broker_command_destroy (command_p);
         }
@@ -243,6 +248,7 @@ s_redispatch (broker_t *self, const broker_id_t *worker_in, const char *why, int
     log_emit (count ? LOG_LEVEL_WARN : LOG_LEVEL_INFO, NULL, NULL,
               "handler %s %s: re-dispatching %ld commands, %zu handlers live",
               hex, why, count, broker_workers_size (self->workers));
+    broker_metrics_redispatched (count);
     for (long i = 0; i < count; i++)
         s_route (self, &commands [i]);
     free (commands);
@@ -272,6 +278,7 @@ s_handle_front (broker_t *self)
     if (!msg)
         return;
     if (zmsg_size (msg) != 2) {
+        broker_metrics_error (BROKER_METRICS_MALFORMED);
         s_log_drop (msg, "client", "expected [envelope]");
         zmsg_destroy (&msg);
         return;
@@ -281,25 +288,30 @@ s_handle_front (broker_t *self)
     broker_id_t client;
     envelope_t env;
     if (broker_id_from_frame (&client, client_frame)) {
+        broker_metrics_error (BROKER_METRICS_MALFORMED);
         log_warn (NULL, NULL, "dropped client message: bad routing identity");
         goto done;
     }
     if (envelope_decode (zframe_data (frame), zframe_size (frame), &env)) {
+        broker_metrics_error (BROKER_METRICS_MALFORMED);
         zmsg_append (msg, &frame);
         s_log_drop (msg, "client", "envelope");
         goto done;
     }
+    broker_metrics_in ("front", env.type);
     if (streq (env.type, "ctl.ping"))
         s_answer (self, &client, "ctl.pong", env.id, env.correlation_id, env.key, NULL);
     else
     if (strncmp (env.type, "cmd.", 4) == 0) {
         if (!env.id [0]) {
             log_warn (env.correlation_id, env.key, "%s without a command id refused", env.type);
+            broker_metrics_error (BROKER_METRICS_NO_ID);
             s_answer (self, &client, "reply.error", env.id, env.correlation_id, env.key, s_body_no_id);
         }
         else
         if (broker_inflight_size (self->inflight) >= self->options.inflight_max) {
             log_warn (env.correlation_id, env.key, "too many commands in flight: %s refused", env.id);
+            broker_metrics_error (BROKER_METRICS_OVERLOADED);
             s_answer (self, &client, "reply.error", env.id, env.correlation_id, env.key, s_body_overloaded);
         }
         else {
@@ -308,8 +320,10 @@ s_handle_front (broker_t *self)
                 s_route (self, &command);
         }
     }
-    else
+    else {
+        broker_metrics_error (BROKER_METRICS_UNEXPECTED);
         log_warn (env.correlation_id, env.key, "dropped client message of type '%s'", env.type);
+    }
 done:
     zframe_destroy (&client_frame);
     zframe_destroy (&frame);
@@ -325,6 +339,7 @@ s_handle_back (broker_t *self)
     size_t frames = zmsg_size (msg);
     broker_id_t worker;
     if (frames < 2 || broker_id_from_frame (&worker, zmsg_first (msg))) {
+        broker_metrics_error (BROKER_METRICS_MALFORMED);
         s_log_drop (msg, "handler", "no routing identity");
         zmsg_destroy (&msg);
         return;
@@ -342,10 +357,12 @@ s_handle_back (broker_t *self)
     zframe_t *frame = zmsg_last (msg);
     envelope_t env;
     if (frames > 3 || envelope_decode (zframe_data (frame), zframe_size (frame), &env)) {
+        broker_metrics_error (BROKER_METRICS_MALFORMED);
         s_log_drop (msg, "handler", frames > 3 ? "expected [client][envelope] or [envelope]" : "envelope");
     }
     else
     if (frames == 2) {
+        broker_metrics_in ("back", env.type);
         /* ctl.ready from a handler we already knew means it restarted under the
          * same identity: what it had in flight died with the old process. */
         if (streq (env.type, "ctl.ready")) {
@@ -353,18 +370,24 @@ s_handle_back (broker_t *self)
                 s_redispatch (self, &worker, "restarted", 0);
         }
         else
-        if (!streq (env.type, "ctl.heartbeat"))
+        if (!streq (env.type, "ctl.heartbeat")) {
+            broker_metrics_error (BROKER_METRICS_UNEXPECTED);
             log_warn (env.correlation_id, env.key, "dropped handler message of type '%s'", env.type);
+        }
     }
     else {
         broker_id_t client;
         zmsg_first (msg);
         zframe_t *client_frame = zmsg_next (msg);
-        if (strncmp (env.type, "reply.", 6) != 0 || broker_id_from_frame (&client, client_frame))
+        broker_metrics_in ("back", env.type);
+        if (strncmp (env.type, "reply.", 6) != 0 || broker_id_from_frame (&client, client_frame)) {
+            broker_metrics_error (BROKER_METRICS_UNEXPECTED);
             s_log_drop (msg, "handler", "expected a reply.* for a client");
+        }
         else {
             zframe_send (&client_frame, self->front, ZFRAME_MORE | ZFRAME_REUSE);
             zframe_send (&frame, self->front, ZFRAME_REUSE);
+            broker_metrics_out ("front", env.type);
             /* A second reply (after a re-dispatch) is forwarded too: clients ignore extras. */
             broker_inflight_complete (self->inflight, &client, env.causation_id);
         }
@@ -387,16 +410,20 @@ s_tick (broker_t *self)
     broker_command_t *command;
     while ((command = broker_pending_take_expired (self->pending, now, self->options.queue_timeout_ms))) {
         log_warn (command->correlation_id, command->key, "no handler for %s: answered 503", command->id);
+        broker_metrics_error (BROKER_METRICS_NO_HANDLER);
         s_answer_command (self, command, s_body_no_handler);
         broker_command_destroy (&command);
     }
     while ((command = broker_inflight_take_expired (self->inflight, now, self->options.inflight_timeout_ms))) {
         log_warn (command->correlation_id, command->key, "%s unanswered for %" PRId64 " ms: forgotten",
                   command->id, now - command->since_ms);
+        broker_metrics_error (BROKER_METRICS_EXPIRED);
         broker_command_destroy (&command);
     }
     if (broker_pending_size (self->pending) > 0)
         s_flush_pending (self);
+    broker_metrics_holding (broker_inflight_size (self->inflight), broker_pending_size (self->pending),
+                            broker_workers_size (self->workers));
 }
 
 int

@@ -65,6 +65,7 @@ broker_command_new (const broker_id_t *client, const envelope_t *env, zframe_t *
     }
     self->client = *client;
     envelope_set (self->id, sizeof self->id, env->id);
+    envelope_set (self->type, sizeof self->type, env->type);
     envelope_set (self->correlation_id, sizeof self->correlation_id, env->correlation_id);
     envelope_set (self->key, sizeof self->key, env->key);
     /* A command without a key has no aggregate to serialise on: spread it by id. */

@@ -32,6 +32,7 @@ typedef struct {
     broker_id_t client;                     /* who sent it (frontend identity) */
     broker_id_t worker;                     /* the handler it went to, when in flight */
     char id [ENVELOPE_ID_MAX];              /* command id */
+    char type [ENVELOPE_TYPE_MAX];          /* envelope type (cmd.*): metrics */
     char correlation_id [ENVELOPE_ID_MAX];
     char key [ENVELOPE_ID_MAX];             /* envelope key (case id) */
     char partition [ENVELOPE_ID_MAX];       /* what it is hashed by: key, or id when key is empty */

@@ -5,6 +5,7 @@
 #include "config.h"
 #include "endpoints.h"
 #include "log.h"
+#include "metrics_export.h"
 #include "ready.h"
 
 #include <stdio.h>
@@ -57,8 +58,10 @@ main (int argc, char *argv [])
     broker = broker_new (front, back, &options);
     if (!broker)
         goto done;
+    metrics_export_start (config, "broker");
     ready_signal ();
     rc = broker_run (broker, NULL) == 0 ? 0 : 1;
+    metrics_export_stop ();
 done:
     broker_destroy (&broker);
     free (front);

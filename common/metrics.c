@@ -15,6 +15,8 @@ const double metrics_latency_buckets [] = {
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
 };
 const size_t metrics_latency_buckets_count = sizeof metrics_latency_buckets / sizeof metrics_latency_buckets [0];
+_Static_assert (sizeof metrics_latency_buckets / sizeof metrics_latency_buckets [0] == METRICS_LATENCY_BUCKETS,
+                "METRICS_LATENCY_BUCKETS must count metrics_latency_buckets");
 
 typedef struct _family_t family_t;
 
@@ -238,19 +240,25 @@ metric_set (metric_t *metric, double value)
 }
 
 void
-metric_observe (metric_t *metric, double value)
+metric_observe_n (metric_t *metric, double value, uint64_t n)
 {
-    if (!metric || metric->family->type != METRICS_HISTOGRAM || isnan (value))
+    if (!metric || metric->family->type != METRICS_HISTOGRAM || isnan (value) || n == 0)
         return;
     pthread_mutex_lock (&metric->registry->lock);
-    metric->value += value;
-    metric->count++;
+    metric->value += value * (double) n;
+    metric->count += n;
     for (size_t i = 0; i < metric->family->n_bounds; i++)
         if (value <= metric->family->bounds [i]) {
-            metric->buckets [i]++;
+            metric->buckets [i] += n;
             break;
         }
     pthread_mutex_unlock (&metric->registry->lock);
+}
+
+void
+metric_observe (metric_t *metric, double value)
+{
+    metric_observe_n (metric, value, 1);
 }
 
 double

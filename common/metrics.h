@@ -6,6 +6,7 @@
 #define DOSSIER_METRICS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct _metrics_t metrics_t;
 typedef struct _metric_t metric_t;
@@ -14,6 +15,7 @@ typedef enum { METRICS_COUNTER, METRICS_GAUGE, METRICS_HISTOGRAM } metrics_type_
 
 /* Latency buckets in seconds, 100 µs .. 10 s: what append, projection and HTTP
  * latencies span. */
+#define METRICS_LATENCY_BUCKETS 16      /* a constant, for static initialisers */
 extern const double metrics_latency_buckets [];
 extern const size_t metrics_latency_buckets_count;
 
@@ -39,6 +41,9 @@ metric_t *metrics_histogram (metrics_t *self, const char *name, const char *help
 void metric_add (metric_t *metric, double by);
 void metric_set (metric_t *metric, double value);
 void metric_observe (metric_t *metric, double value);
+/* n observations of the same value at once (one lock): a batch whose requests all
+ * took the batch's time. */
+void metric_observe_n (metric_t *metric, double value, uint64_t n);
 double metric_value (metric_t *metric);         /* counter/gauge value; histogram: count */
 
 /* Writes value escaped for a label (backslash, quote, newline) into out; returns

@@ -8,6 +8,7 @@
  * timeout) while they are fetched, then decided again with whatever is there. */
 #include "handler.h"
 #include "handler_command.h"
+#include "handler_metrics.h"
 #include "handler_rules.h"
 #include "handler_store.h"
 
@@ -66,6 +67,8 @@ typedef struct {
     handler_rules_session_t *session;
     char trace_id [33];             /* W3C trace of the command: on its log lines */
     char traceparent [TRACEPARENT_LEN];     /* the handler's span of it: on its store requests */
+    int64_t arrived_us;             /* when it came from the broker: its latency metric */
+    int duplicate;                  /* answered with the first result of an earlier attempt */
 } s_pending_t;
 
 struct _handler_t {
@@ -97,6 +100,7 @@ s_pending_new (zframe_t *client, handler_command_t **cmd_p)
     }
     p->cmd = *cmd_p;
     *cmd_p = NULL;
+    p->arrived_us = zclock_usecs ();
     return p;
 }
 
@@ -191,6 +195,8 @@ s_answer_ok (handler_t *self, s_pending_t *p, const char *body)
     handler_command_t *cmd = p->cmd;
     s_send_reply (self, p->client, "reply.ok", handler_command_id (cmd), handler_command_correlation_id (cmd),
                   handler_command_case_id (cmd), body);
+    handler_metrics_command (handler_command_type (cmd), 200, p->duplicate, NULL,
+                             (double) (zclock_usecs () - p->arrived_us) / 1e6);
     s_finish (self, p);
 }
 
@@ -202,6 +208,8 @@ s_answer_error (handler_t *self, s_pending_t *p, const handler_error_t *err)
               handler_command_type (cmd), err->status, err->error);
     s_reply_error (self, p->client, handler_command_id (cmd), handler_command_correlation_id (cmd),
                    handler_command_case_id (cmd), err);
+    handler_metrics_command (handler_command_type (cmd), err->status, 0, err->error,
+                             (double) (zclock_usecs () - p->arrived_us) / 1e6);
     s_finish (self, p);
 }
 
@@ -432,6 +440,7 @@ s_answer_own (handler_t *self, s_pending_t *p)
         s_fail (self, p, 500, "internal", "out of memory while answering");
         return;
     }
+    p->duplicate = 1;
     s_answer_ok (self, p, body);
     free (body);
 }
@@ -514,6 +523,7 @@ s_on_append (handler_t *self, s_pending_t *p, const envelope_t *env)
             body = handler_command_result (cmd, p->after, case_events_count (p->events), 0, 1);
         }
         log_info (command_id, case_id, "%s is a duplicate: first result returned", handler_command_type (cmd));
+        p->duplicate = 1;
         if (body)
             s_answer_ok (self, p, body);
         else
@@ -523,6 +533,7 @@ s_on_append (handler_t *self, s_pending_t *p, const envelope_t *env)
     else
     if (streq (env->type, "store.conflict")) {
         p->conflicts++;
+        handler_metrics_conflict ();
         log_debug (command_id, case_id, "version conflict #%d (store at %lld)", p->conflicts,
                    (long long) reply.current_version);
         if (p->conflicts > S_CONFLICT_RETRIES) {
@@ -599,6 +610,7 @@ s_handle_broker (handler_t *self)
     zmsg_t *msg = zmsg_recv (self->broker);
     if (!msg)
         return;
+    int64_t received_us = zclock_usecs ();
     if (zmsg_size (msg) != 2) {
         log_warn (NULL, NULL, "dropped a broker message of %zu frames", zmsg_size (msg));
         zmsg_destroy (&msg);
@@ -629,6 +641,7 @@ s_handle_broker (handler_t *self)
             command_id_case_id (env.id, key);
         log_info (env.id, key, "%s refused: %d %s %s", env.type, err.status, err.error, err.field);
         s_reply_error (self, client, env.id, env.correlation_id [0] ? env.correlation_id : env.id, key, &err);
+        handler_metrics_command (env.type, err.status, 0, err.error, (double) (zclock_usecs () - received_us) / 1e6);
         zmsg_destroy (&msg);
         return;
     }
@@ -648,6 +661,7 @@ s_handle_broker (handler_t *self)
     if (!p) {
         handler_error_set (&err, 500, "internal", "out of memory");
         s_reply_error (self, client, env.id, env.correlation_id, env.key, &err);
+        handler_metrics_command (env.type, 500, 0, "internal", (double) (zclock_usecs () - received_us) / 1e6);
         handler_command_destroy (&cmd);
         zmsg_destroy (&msg);
         return;

@@ -6,6 +6,7 @@
  * lookup with garbage costs one request per retry_ms, not one per case; the breaker
  * does the same for the service as a whole. */
 #include "handler_rules.h"
+#include "handler_metrics.h"
 #include "circuit_breaker.h"
 #include "config_client.h"
 #include "rules_cache.h"
@@ -364,6 +365,7 @@ s_on_done (const config_client_result_t *result, void *arg)
 {
     handler_rules_t *self = (handler_rules_t *) arg;
     int64_t now = zclock_mono ();
+    handler_metrics_config_request (result->answered ? result->status : 0, (double) result->elapsed_ms / 1000);
     const char *key = result->key;
     const char *trigger = (const char *) zhashx_lookup (self->fetches, key);
     if (!trigger)

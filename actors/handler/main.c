@@ -4,6 +4,7 @@
 #include "config.h"
 #include "handler.h"
 #include "log.h"
+#include "metrics_export.h"
 #include "ready.h"
 
 #include <stdio.h>
@@ -33,8 +34,10 @@ main (int argc, char *argv [])
     handler_t *handler = handler_new (config);
     int rc = 1;
     if (handler) {
+        metrics_export_start (config, "handler");
         ready_signal ();
         rc = handler_run (handler, NULL) == 0 ? 0 : 1;
+        metrics_export_stop ();
     }
     handler_destroy (&handler);
     config_destroy (&config);

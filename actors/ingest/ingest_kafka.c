@@ -9,6 +9,8 @@
  * every waiting record at once. */
 #include "ingest_kafka.h"
 #include "ingest_dlt.h"
+#include "ingest_kafka_lag.h"
+#include "ingest_metrics.h"
 #include "ingest_offsets.h"
 
 #include "command_id.h"
@@ -324,6 +326,8 @@ s_drop_partition (ingest_kafka_t *self, int32_t partition)
         s_record_remove (self, record);
     }
     ingest_offsets_drop (self->offsets, partition);
+    /* Its new owner reports its lag from now on. */
+    ingest_metrics_kafka_lag (self->topic, partition, 0);
     for (size_t i = 0; i < self->parts_size; i++)
         if (self->parts [i].partition == partition) {
             /* librdkafka keeps an application pause on the partition object across
@@ -492,6 +496,7 @@ s_dlt_report (void *arg, uint64_t ticket, rd_kafka_resp_err_t err)
     rd_kafka_message_t *message = record->message;
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         self->stats.dlt++;
+        ingest_metrics_dead_letter ();
         log_info (record->command_id [0] ? record->command_id : NULL, NULL,
                   "kafka: %s/%d@%lld dead-lettered to %s: %d %s", self->topic, (int) message->partition,
                   (long long) message->offset, self->dlt_topic, record->why->status, record->why->error);
@@ -520,6 +525,24 @@ s_conf_set (rd_kafka_conf_t *conf, const char *name, const char *value, char *er
     return 0;
 }
 
+static void
+s_on_lag (const char *topic, int32_t partition, int64_t lag, void *arg)
+{
+    (void) arg;
+    ingest_metrics_kafka_lag (topic, partition, lag);
+}
+
+/* librdkafka's statistics (statistics.interval.ms), served by the consumer poll in
+ * our thread: the consumer lag per partition. Returns 0: librdkafka frees json. */
+static int
+s_stats_cb (rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
+{
+    (void) rk;
+    ingest_kafka_t *self = (ingest_kafka_t *) opaque;
+    ingest_kafka_lag_parse (json, json_len, self->topic, s_on_lag, NULL);
+    return 0;
+}
+
 static rd_kafka_t *
 s_consumer_new (ingest_kafka_t *self, char *err, size_t err_size)
 {
@@ -541,6 +564,7 @@ s_consumer_new (ingest_kafka_t *self, char *err, size_t err_size)
     ||  s_conf_set (conf, "auto.commit.interval.ms", "1000", err, err_size)
     ||  s_conf_set (conf, "topic.metadata.refresh.interval.ms", "10000", err, err_size)
     ||  s_conf_set (conf, "session.timeout.ms", "10000", err, err_size)
+    ||  s_conf_set (conf, "statistics.interval.ms", "1000", err, err_size)
     ||  kafka_config_apply (self->config, conf, err, err_size)
     ||  s_conf_set (conf, "group.id", self->group, err, err_size)
     ||  s_conf_set (conf, "enable.auto.offset.store", "false", err, err_size)
@@ -552,6 +576,7 @@ s_consumer_new (ingest_kafka_t *self, char *err, size_t err_size)
     rd_kafka_conf_set_log_cb (conf, s_log_cb);
     rd_kafka_conf_set_error_cb (conf, s_error_cb);
     rd_kafka_conf_set_rebalance_cb (conf, s_rebalance_cb);
+    rd_kafka_conf_set_stats_cb (conf, s_stats_cb);
     char why [256];
     rd_kafka_t *rk = rd_kafka_new (RD_KAFKA_CONSUMER, conf, why, sizeof why);
     if (!rk) {
@@ -832,6 +857,7 @@ ingest_kafka_next (ingest_kafka_t *self, ingest_kafka_record_t *out)
         record->probe = 1;
         self->probes++;
         self->stats.retried++;
+        ingest_metrics_kafka_retry ();
         s_fill (self, record, out);
         self->more = 1;
         return 1;
@@ -876,6 +902,7 @@ ingest_kafka_next (ingest_kafka_t *self, ingest_kafka_record_t *out)
             return 0;
         }
         self->stats.received++;
+        ingest_metrics_record (INGEST_SOURCE_KAFKA);
         s_fill (self, record, out);
         self->more = 1;
         return 1;

@@ -3,7 +3,9 @@
  * outcome back to the record's source: the CLI socket (s_handle_cli) or the Kafka
  * consumer (s_handle_kafka, ingest_kafka), whose wake-up fd sits in the same poll. */
 #include "ingest_server.h"
+#include "ingest_dlt.h"
 #include "ingest_kafka.h"
+#include "ingest_metrics.h"
 #include "ingest_pending.h"
 #include "ingest_record.h"
 
@@ -172,6 +174,7 @@ s_reject (ingest_server_t *self, int source, zframe_t *route, const char *reques
           int status, const char *error, const char *detail)
 {
     log_debug (request_id, NULL, "ingest: %s rejected: %d %s", request_id, status, error);
+    ingest_metrics_result (source, status, error);
     ingest_waiter_t stub = { .source = source, .route = route, .line = line };
     envelope_set (stub.request_id, sizeof stub.request_id, request_id);
     char *result = ingest_record_result_error (line, status, error, detail);
@@ -252,6 +255,7 @@ s_handle_cli (ingest_server_t *self)
         long line = 0;
         if (ingest_record_line_from_id (env.id, &line) != 0)
             log_debug (env.id, NULL, "ingest: record id is not line:<n>; answering as line 0");
+        ingest_metrics_record (INGEST_SOURCE_CLI);
         /* A file's records start their trace here (or go on with one the client sent). */
         char traceparent [TRACEPARENT_LEN];
         traceparent_hop (env.traceparent, strlen (env.traceparent), traceparent);
@@ -261,6 +265,21 @@ s_handle_cli (ingest_server_t *self)
     else
         log_warn (env.correlation_id, NULL, "ingest: ignoring message type '%s' from a client", env.type);
     zmsg_destroy (&msg);
+}
+
+/* Counts a handler's answer; only an error's result is read again (for its class). */
+static void
+s_count_reply (int source, const char *type, const char *result)
+{
+    if (streq (type, "reply.ok")) {
+        ingest_metrics_result (source, 200, NULL);
+        return;
+    }
+    ingest_outcome_t outcome;
+    if (result && ingest_dlt_classify (result, &outcome) == 0)
+        ingest_metrics_result (source, outcome.status ? outcome.status : 500, outcome.error);
+    else
+        ingest_metrics_result (source, 500, "internal");
 }
 
 static void
@@ -279,6 +298,7 @@ s_handle_broker (ingest_server_t *self)
         if (waiter) {
             char *result = ingest_record_result_from_reply (waiter->line, env.type, env.body,
                                                             env.body_size, waiter->case_id);
+            s_count_reply (waiter->source, env.type, result);
             s_answer (self, waiter, result);
             free (result);
             ingest_waiter_destroy (&waiter);
@@ -306,6 +326,7 @@ s_expire (ingest_server_t *self)
         char detail [96];
         snprintf (detail, sizeof detail, "no reply from a handler within %lld ms", (long long) self->timeout_ms);
         char *result = ingest_record_result_error (waiter->line, 503, "unavailable", detail);
+        ingest_metrics_result (waiter->source, 503, "timeout");
         s_answer (self, waiter, result);
         free (result);
         char command_id [COMMAND_ID_MAX];
@@ -366,6 +387,7 @@ ingest_server_run (ingest_server_t *self, zsock_t *pipe)
         if (self->kafka)
             s_handle_kafka (self);
         s_expire (self);
+        ingest_metrics_in_flight (ingest_pending_size (self->pending));
     }
     log_info (NULL, NULL, "ingest: stopping with %zu commands in flight", ingest_pending_size (self->pending));
     return 0;

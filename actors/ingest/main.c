@@ -3,6 +3,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "metrics_export.h"
 #include "ready.h"
 
 #include <stdio.h>
@@ -30,14 +31,18 @@ main (int argc, char **argv)
         return 1;
     }
     log_init ("ingest", config_get (config, "log_level", "info"));
+    /* Before the server: the Kafka consumer's first statistics may come at once. */
+    metrics_export_start (config, "ingest");
     ingest_server_t *server = ingest_server_new (config);
     if (!server) {
+        metrics_export_stop ();
         config_destroy (&config);
         return 1;
     }
     ready_signal ();
     ingest_server_run (server, NULL);
     ingest_server_destroy (&server);
+    metrics_export_stop ();
     config_destroy (&config);
     return 0;
 }

@@ -208,6 +208,11 @@ s_tick (self_t *self)
                 (double) (self->handed - self->done));
     metric_set (metrics_gauge (metrics_process (), "dossier_notifier_checkpoint_position",
                                "The notifier's stored checkpoint (log position).", NULL), (double) self->stored);
+    /* Backlog: events in the log the notifier has not passed yet (head − checkpoint). */
+    int64_t head = self->sub ? subscription_head (self->sub) : 0;
+    metric_set (metrics_gauge (metrics_process (), "dossier_notifier_backlog_events",
+                               "Log head minus the notifier's checkpoint.", NULL),
+                (double) (head > self->stored ? head - self->stored : 0));
     if (self->done == self->stored)
         return;
     if (self->notified > self->stored || zclock_mono () - self->dirty_at >= S_LAZY_CHECKPOINT_MS)

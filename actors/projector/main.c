@@ -6,6 +6,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "metrics_export.h"
 #include "readmodel_indexes.h"
 #include "projector.h"
 
@@ -30,7 +31,9 @@ main (int argc, char **argv)
         return 1;
     }
     log_init ("projector", config_get (config, "log_level", "info"));
+    metrics_export_start (config, "projector");
     int rc = projector_run (config, NULL);
+    metrics_export_stop ();
     config_destroy (&config);
     readmodel_mongo_cleanup ();
     return rc == 0 ? 0 : 1;

@@ -16,6 +16,7 @@
  * takes only the events after the position its stored row reflects, so the replay
  * ends with exactly the rows one clean pass would have written. */
 #include "projection.h"
+#include "projector_metrics.h"
 
 #include <malloc.h>
 #include <stdarg.h>
@@ -1696,6 +1697,7 @@ s_record_error (projection_t *self, const event_t *ev, const char *error)
     log_set_trace (traceparent_trace_id (ev->traceparent, trace_id));
     log_error (ev->correlation_id, ev->stream, "projection: event at position %lld (id %s, %s) skipped: %s",
                (long long) ev->position, ev->id, ev->type, error);
+    projector_metrics_poison ();
     log_set_trace (NULL);
     return self->ops->put_error (self->impl, ev->position, ev->id, error);
 }

@@ -4,6 +4,7 @@
  * read models live where config "store" says (readmodel_store.h); a MongoDB that
  * is down at start delays the subscription, never the process. */
 #include "projector.h"
+#include "projector_metrics.h"
 
 #include <jansson.h>
 #include <limits.h>
@@ -129,6 +130,7 @@ s_on_events (const event_t *events, size_t count, void *arg)
 {
     self_t *self = (self_t *) arg;
     int rc;
+    int64_t started_us = zclock_usecs ();
     /* far behind already at this batch (the store's head is known by now) */
     if (!self->busy && subscription_head (self->sub) - (events [0].position - 1) > self->busy_behind) {
         projection_set_busy (self->projection, 1);
@@ -167,6 +169,7 @@ s_on_events (const event_t *events, size_t count, void *arg)
         return -1;
     }
     self->apply_failures = 0;
+    projector_metrics_batch (count, (double) (zclock_usecs () - started_us) / 1e6);
     return 0;
 }
 
@@ -685,6 +688,8 @@ projector_run (config_t *config, zsock_t *pipe)
         }
         s_load_tick (self);
         s_rebuild_tick (self);
+        projector_metrics_progress (projection_checkpoint (self->projection),
+                                    self->sub ? subscription_head (self->sub) : 0);
     }
     log_info (NULL, NULL, "projector: stopping at position %lld", (long long) projection_checkpoint (self->projection));
     s_self_destroy (&self);

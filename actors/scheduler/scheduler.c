@@ -11,6 +11,7 @@
 #include "envelope.h"
 #include "ids.h"
 #include "log.h"
+#include "metrics_export.h"
 #include "ready.h"
 #include "subscription.h"
 #include "traceparent.h"
@@ -49,6 +50,8 @@ typedef struct {
     int64_t retry_ms, request_ms;
     size_t max_inflight;
     uint64_t sent, resolved, unavailable;
+    uint64_t reported [3];          /* sent, resolved, unavailable as last exported */
+    int64_t metrics_at_ms;          /* next metrics update */
     int stopping;
 } self_t;
 
@@ -258,6 +261,35 @@ s_expire (self_t *self, int64_t now)
     self->dirty = 1;
 }
 
+/* Exports where the scheduler is, once a second (the pending count is a query):
+ * deferred decisions pending and in flight, checkpoint, and the commands sent,
+ * resolved, and answered "unavailable" since the last time. */
+static void
+s_metrics_tick (self_t *self, int64_t now)
+{
+    metrics_t *m = metrics_process ();
+    if (!m || now < self->metrics_at_ms)
+        return;
+    self->metrics_at_ms = now + 1000;
+    metric_set (metrics_gauge (m, "dossier_scheduler_deferrals_pending",
+                               "Deferred notification decisions not yet made.", NULL),
+                (double) scheduler_db_count (self->db));
+    metric_set (metrics_gauge (m, "dossier_scheduler_deferrals_in_flight",
+                               "cmd.resolve_notifications sent and not yet answered.", NULL),
+                (double) zhashx_size (self->inflight));
+    metric_set (metrics_gauge (m, "dossier_scheduler_checkpoint_position",
+                               "The scheduler's checkpoint (log position).", NULL),
+                (double) scheduler_db_checkpoint (self->db));
+    const uint64_t now_counts [3] = { self->sent, self->resolved, self->unavailable };
+    static const char *outcomes [3] = { "outcome=\"sent\"", "outcome=\"resolved\"", "outcome=\"unavailable\"" };
+    for (int i = 0; i < 3; i++) {
+        metric_add (metrics_counter (m, "dossier_scheduler_resolutions_total",
+                                     "cmd.resolve_notifications sent, and answers: resolved, or rules still unavailable.",
+                                     outcomes [i]), (double) (now_counts [i] - self->reported [i]));
+        self->reported [i] = now_counts [i];
+    }
+}
+
 /* ---- life cycle --------------------------------------------------------------------- */
 
 static void
@@ -398,6 +430,7 @@ scheduler_run (config_t *config, zsock_t *pipe)
         s_expire (self, now);
         if (self->dirty || now >= self->next_dispatch_ms)
             s_dispatch (self, now);
+        s_metrics_tick (self, now);
     }
     log_info (NULL, NULL, "scheduler: stopping at position %lld: %llu sent, %llu resolved, %llu unavailable, "
               "%zu pending", (long long) scheduler_db_checkpoint (self->db), (unsigned long long) self->sent,

@@ -6,6 +6,7 @@
 #include "config.h"
 #include "endpoints.h"
 #include "log.h"
+#include "metrics_export.h"
 #include "ready.h"
 #include "store_backend.h"
 #include "store_server.h"
@@ -86,8 +87,10 @@ main (int argc, char *argv [])
         goto done;
     /* The handlers' store timeout is how long an append is awaited (same file). */
     store_server_set_expiry (server, config_get_long (config, "handler_store_timeout_ms", 8000));
+    metrics_export_start (config, "store");
     ready_signal ();
     rc = store_server_run (server, NULL) == 0 ? 0 : 1;
+    metrics_export_stop ();
 done:
     store_server_destroy (&server);
     store_backend_destroy (&backend);

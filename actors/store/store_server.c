@@ -2,9 +2,11 @@
  * all of them (up to a cap), run every append in one transaction, then answer in
  * arrival order (reads see the batch), then publish the batch's events once. */
 #include "store_server.h"
+#include "store_metrics.h"
 #include "envelope.h"
 #include "ids.h"
 #include "log.h"
+#include "metrics_export.h"
 #include "traceparent.h"
 
 #include <ctype.h>
@@ -51,6 +53,7 @@ struct _store_server_t {
     int64_t expiry_us;              /* 0: requests never expire */
     int64_t expired;                /* count since the last warning */
     int64_t expired_warned_ms;
+    store_metrics_t metrics;        /* series looked up once (no-ops without a registry) */
 };
 
 store_server_t *
@@ -442,10 +445,49 @@ s_drain (store_server_t *self)
     return self->n_requests;
 }
 
+/* Counts the batch's appends by outcome and the events written; moves the head. */
+static void
+s_count_batch (store_server_t *self, int64_t started_us)
+{
+    uint64_t appends [STORE_METRICS_OUTCOMES] = { 0 };
+    uint64_t events = 0;
+    int64_t head = 0;
+    for (size_t i = 0; i < self->n_requests; i++) {
+        const s_request_t *req = &self->requests [i];
+        if (req->kind == S_KIND_APPEND) {
+            const store_outcome_t *outcome = &self->outcomes [req->item];
+            switch (outcome->kind) {
+                case STORE_OUTCOME_APPENDED:
+                    appends [STORE_METRICS_OK]++;
+                    events += req->append.count;
+                    if (outcome->last_position > head)
+                        head = outcome->last_position;
+                    break;
+                case STORE_OUTCOME_DUPLICATE:
+                    appends [STORE_METRICS_DUPLICATE]++;
+                    break;
+                case STORE_OUTCOME_CONFLICT:
+                    appends [STORE_METRICS_CONFLICT]++;
+                    break;
+                case STORE_OUTCOME_ERROR:
+                    appends [STORE_METRICS_ERROR]++;
+                    break;
+            }
+        }
+        else
+        if (req->kind == S_KIND_ERROR && streq (req->env.type, "store.append"))
+            appends [req->error && streq (req->error, "expired") ? STORE_METRICS_EXPIRED : STORE_METRICS_ERROR]++;
+    }
+    store_metrics_batch (&self->metrics, appends, events, (double) (zclock_usecs () - started_us) / 1e6);
+    if (head > 0)
+        metric_set (self->metrics.head, (double) head);
+}
+
 /* One batch: drain, commit, answer in arrival order, publish, clean up. */
 static void
 s_handle_router (store_server_t *self)
 {
+    int64_t started_us = zclock_usecs ();
     if (s_drain (self) == 0)
         return;
     int64_t now_us = envelope_now_us ();
@@ -453,6 +495,8 @@ s_handle_router (store_server_t *self)
     if (self->n_items > 0)
         committed = store_backend_append_batch (self->backend, self->items, self->n_items,
                                                 now_us, self->outcomes) == 0;
+    if (self->n_items > 0 && !committed)
+        metric_add (self->metrics.errors_append, 1);
     for (size_t i = 0; i < self->n_requests; i++) {
         s_request_t *req = &self->requests [i];
         switch (req->kind) {
@@ -462,16 +506,20 @@ s_handle_router (store_server_t *self)
             case S_KIND_READ_ALL:
                 if (store_backend_read_all (self->backend, req->from, (size_t) req->max, &self->read) == 0)
                     s_answer_events (self, req, &self->read);
-                else
+                else {
+                    metric_add (self->metrics.errors_read, 1);
                     s_answer_error (self, req, "unavailable", "event log read failed");
+                }
                 store_events_reset (&self->read);
                 break;
             case S_KIND_READ_STREAM:
                 if (store_backend_read_stream (self->backend, req->stream, req->from, STORE_READ_MAX,
                                                &self->read) == 0)
                     s_answer_events (self, req, &self->read);
-                else
+                else {
+                    metric_add (self->metrics.errors_read, 1);
                     s_answer_error (self, req, "unavailable", "event log read failed");
+                }
                 store_events_reset (&self->read);
                 break;
             case S_KIND_PING:
@@ -484,6 +532,7 @@ s_handle_router (store_server_t *self)
                 break;
         }
     }
+    s_count_batch (self, started_us);
     if (committed)
         s_publish (self, now_us);
     if (self->expired > 0 && zclock_mono () - self->expired_warned_ms >= 10000) {
@@ -509,6 +558,8 @@ store_server_run (store_server_t *self, zsock_t *pipe)
         return -1;
     int64_t head = 0;
     store_backend_head (self->backend, &head);
+    store_metrics_init (&self->metrics, metrics_process ());
+    metric_set (self->metrics.head, (double) head);
     log_info (NULL, NULL, "store serving (%s backend, head %" PRId64 ")", store_backend_name (self->backend), head);
     /* After a burst, memory goes back to the system once the store has been quiet
      * for a moment: the burst's buffers (requests, feed, page cache) would

@@ -7,9 +7,11 @@
 #include <cmocka.h>
 
 #include "metrics.h"
+#include "metrics_memo.h"
 
 #include <math.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 static void
@@ -101,6 +103,58 @@ test_bad_names_types_and_labels (void **state)
     metrics_destroy (&m);
 }
 
+static void
+test_observe_n_counts_a_batch (void **state)
+{
+    (void) state;
+    metrics_t *m = metrics_new (NULL);
+    const double bounds [] = { 0.01, 0.1 };
+    metric_t *h = metrics_histogram (m, "dossier_batch_seconds", "Batch.", NULL, bounds, 2);
+    metric_observe_n (h, 0.0625, 3);        /* exact in binary: the sum prints exactly */
+    metric_observe_n (h, 0.5, 0);           /* nothing observed */
+    char *text = metrics_render (m, NULL);
+    assert_string_equal (text,
+        "# HELP dossier_batch_seconds Batch.\n"
+        "# TYPE dossier_batch_seconds histogram\n"
+        "dossier_batch_seconds_bucket{le=\"0.01\"} 0\n"
+        "dossier_batch_seconds_bucket{le=\"0.1\"} 3\n"
+        "dossier_batch_seconds_bucket{le=\"+Inf\"} 3\n"
+        "dossier_batch_seconds_sum 0.1875\n"
+        "dossier_batch_seconds_count 3\n");
+    free (text);
+    metrics_destroy (&m);
+}
+
+static void
+test_memo_finds_series_and_caps_label_sets (void **state)
+{
+    (void) state;
+    metrics_t *m = metrics_new (NULL);
+    metrics_memo_t memo = METRICS_MEMO_COUNTER ("dossier_in_total", "In.", "type=\"other\"");
+    assert_null (metrics_memo_get (&memo, NULL, "type=\"a\""));         /* no registry: nothing kept */
+    assert_int_equal (memo.n, 0);
+    metric_t *a = metrics_memo_get (&memo, m, "type=\"a\"");
+    assert_non_null (a);
+    assert_ptr_equal (metrics_memo_get (&memo, m, "type=\"a\""), a);
+    assert_ptr_equal (metrics_counter (m, "dossier_in_total", NULL, "type=\"a\""), a);
+    char labels [64];
+    for (int i = 1; i < METRICS_MEMO_SLOTS; i++) {
+        snprintf (labels, sizeof labels, "type=\"t%d\"", i);
+        metric_add (metrics_memo_get (&memo, m, labels), 1);
+    }
+    assert_int_equal (memo.n, METRICS_MEMO_SLOTS);
+    /* past the cap: every new label set is the overflow series */
+    metric_t *other = metrics_memo_get (&memo, m, "type=\"new\"");
+    assert_non_null (other);
+    assert_ptr_equal (metrics_memo_get (&memo, m, "type=\"newer\""), other);
+    assert_ptr_equal (metrics_counter (m, "dossier_in_total", NULL, "type=\"other\""), other);
+    metrics_memo_t hist = METRICS_MEMO_HISTOGRAM ("dossier_h_seconds", "H.", "", metrics_latency_buckets,
+                                                  metrics_latency_buckets_count);
+    metric_observe (metrics_memo_get (&hist, m, "route=\"x\""), 0.2);
+    assert_true (metric_value (metrics_memo_get (&hist, m, "route=\"x\"")) == 1);
+    metrics_destroy (&m);
+}
+
 int
 main (void)
 {
@@ -108,6 +162,8 @@ main (void)
         cmocka_unit_test (test_counters_and_gauges_render_exactly),
         cmocka_unit_test (test_histogram_buckets_are_cumulative),
         cmocka_unit_test (test_bad_names_types_and_labels),
+        cmocka_unit_test (test_observe_n_counts_a_batch),
+        cmocka_unit_test (test_memo_finds_series_and_caps_label_sets),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -9,6 +9,7 @@
 
 #include "../../actors/store/store_server.h"
 #include "envelope.h"
+#include "metrics_export.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -470,6 +471,75 @@ test_expired_requests_are_not_done (void **state)
     assert_int_equal (reply.last_position, 2);
 }
 
+static int
+s_setup_failing_expiring (void **state)
+{
+    s_expiry_ms = 2000;
+    int rc = s_setup_failing (state);
+    s_expiry_ms = 0;
+    return rc;
+}
+
+/* A series' value now; the registry is the whole file's (group setup): deltas. */
+static double
+s_value (const char *name, const char *labels)
+{
+    metrics_t *m = metrics_process ();
+    metric_t *metric = metrics_counter (m, name, NULL, labels);
+    if (!metric)
+        metric = metrics_gauge (m, name, NULL, labels);
+    if (!metric)
+        metric = metrics_histogram (m, name, NULL, labels, metrics_latency_buckets, metrics_latency_buckets_count);
+    assert_non_null (metric);
+    return metric_value (metric);
+}
+
+#define S_APPENDS "dossier_store_appends_total"
+
+/* Every append is counted once under its outcome, with its latency; events and
+ * the head follow what was written; a failed commit is a backend error. */
+static void
+test_metrics_count_every_outcome (void **state)
+{
+    fixture_t *f = *state;
+    const char *outcomes [] = { "outcome=\"ok\"", "outcome=\"duplicate\"", "outcome=\"conflict\"",
+                                "outcome=\"expired\"", "outcome=\"error\"" };
+    double before [5];
+    for (int i = 0; i < 5; i++)
+        before [i] = s_value (S_APPENDS, outcomes [i]);
+    double events = s_value ("dossier_store_events_appended_total", NULL);
+    double latencies = s_value ("dossier_store_append_duration_seconds", NULL);
+    double errors = s_value ("dossier_store_backend_errors_total", "operation=\"append\"");
+
+    store_reply_t reply;
+    s_fail_batches = 1;
+    s_append (f->client, "case-1", 0, "cmd-lost", 1);
+    s_expect_reply (f, "store.error", "cmd-lost", &reply);          /* error (the commit failed) */
+    s_append (f->client, "case-1", 0, "cmd-1", 2);
+    s_expect_reply (f, "store.appended", "cmd-1", &reply);          /* ok, 2 events */
+    s_append (f->client, "case-1", 0, "cmd-2", 1);
+    s_expect_reply (f, "store.conflict", "cmd-2", &reply);          /* conflict */
+    s_append (f->client, "case-1", 0, "cmd-1", 2);
+    s_expect_reply (f, "store.duplicate", "cmd-1", &reply);         /* duplicate */
+    s_send_age_us = 5 * 1000000;
+    s_append (f->client, "case-1", 2, "cmd-old", 1);
+    s_send_age_us = 0;
+    s_expect_reply (f, "store.error", "cmd-old", &reply);           /* expired */
+    assert_string_equal (reply.error, "expired");
+
+    /* the reply of a batch leaves before its metrics are counted: wait for the last */
+    int64_t deadline = zclock_mono () + S_TIMEOUT_MS;
+    while (s_value (S_APPENDS, outcomes [3]) - before [3] < 1 && zclock_mono () < deadline)
+        zclock_sleep (5);
+    const double expected [5] = { 1, 1, 1, 1, 1 };
+    for (int i = 0; i < 5; i++)
+        assert_true (s_value (S_APPENDS, outcomes [i]) - before [i] == expected [i]);
+    assert_true (s_value ("dossier_store_events_appended_total", NULL) - events == 2);
+    assert_true (s_value ("dossier_store_append_duration_seconds", NULL) - latencies == 5);
+    assert_true (s_value ("dossier_store_backend_errors_total", "operation=\"append\"") - errors == 1);
+    assert_true (s_value ("dossier_store_log_head_position", NULL) == 2);
+}
+
 static void
 test_bind_failure (void **state)
 {
@@ -501,9 +571,26 @@ main (void)
         cmocka_unit_test_setup_teardown (test_malformed_input, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_failed_commit_acknowledges_nothing, s_setup_failing, s_teardown),
         cmocka_unit_test_setup_teardown (test_expired_requests_are_not_done, s_setup_expiring, s_teardown),
+        cmocka_unit_test_setup_teardown (test_metrics_count_every_outcome, s_setup_failing_expiring, s_teardown),
         cmocka_unit_test (test_bind_failure),
     };
+    /* The process registry, as dossier-store has it (its file in a temp dir). */
+    char dir [] = "/tmp/dossier-storemetrics-XXXXXX";
+    assert_non_null (mkdtemp (dir));
+    setenv ("DOSSIER_DATA_DIR", dir, 1);
+    unsetenv ("DOSSIER_CONFIG");
+    config_t *config = config_load (NULL);
+    if (!config || metrics_export_start (config, "store") != 0)
+        return 1;
     int rc = cmocka_run_group_tests (tests, NULL, NULL);
+    metrics_export_stop ();
+    config_destroy (&config);
+    char path [96];
+    snprintf (path, sizeof path, "%s/run/metrics", dir);
+    rmdir (path);
+    snprintf (path, sizeof path, "%s/run", dir);
+    rmdir (path);
+    rmdir (dir);
     zsys_shutdown ();
     return rc;
 }
