@@ -1813,11 +1813,16 @@ projection_begin (projection_t *self)
      * have moved this partition's checkpoint since: forward, the rows up to it are
      * there; back, rows this one had written are gone and must be written again. */
     int64_t stored = self->checkpoint;
-    if (self->ops->transactional && self->ops->checkpoint_get
-    &&  self->ops->checkpoint_get (self->impl, self->checkpoint_name, &stored)) {
+    int found = self->ops->transactional && self->ops->checkpoint_get
+              ? self->ops->checkpoint_get (self->impl, self->checkpoint_name, &stored) : 1;
+    if (found < 0) {
         projection_rollback (self);
         return -1;
     }
+    /* no row of its own yet (its first batch, or cleared): the other partitions'
+     * rows say nothing about this one's events */
+    if (found == 1)
+        stored = self->checkpoint;
     int moved_back = stored < self->checkpoint;
     if (stored != self->checkpoint)
         log_info (NULL, NULL, "projection: checkpoint %s moved from %lld to %lld by another writer",

@@ -735,7 +735,7 @@ s_checkpoint_get (void *impl, const char *name, int64_t *position)
     mongoc_cursor_destroy (cursor);
     bson_destroy (&filter);
     bson_destroy (&opts);
-    return rc;
+    return rc < 0 ? -1 : own >= 0 ? 0 : 1;
 }
 
 static int
@@ -744,7 +744,7 @@ s_load (void *impl, const char *checkpoint, int64_t *position)
     *position = 0;
     if (s_ensure_indexes ((s_self_t *) impl))
         return -1;
-    return s_checkpoint_get (impl, checkpoint, position);
+    return s_checkpoint_get (impl, checkpoint, position) < 0 ? -1 : 0;
 }
 
 static int

@@ -374,13 +374,13 @@ s_checkpoint_get (void *impl, const char *name, int64_t *position)
     }
     sqlite3_reset (st);
     *position = own >= 0 ? own : least >= 0 ? least : 0;
-    return rc == SQLITE_DONE ? 0 : -1;
+    return rc != SQLITE_DONE ? -1 : own >= 0 ? 0 : 1;
 }
 
 static int
 s_load (void *impl, const char *checkpoint, int64_t *position)
 {
-    return s_checkpoint_get (impl, checkpoint, position);
+    return s_checkpoint_get (impl, checkpoint, position) < 0 ? -1 : 0;
 }
 
 static int

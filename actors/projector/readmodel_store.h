@@ -86,7 +86,8 @@ typedef struct {
      * there is none, the least of every row (a partition new to the read models starts
      * where the slowest one stopped: each write is guarded by the event's position, so
      * what another partition count applied already is found and left as it is); 0
-     * when there are no rows. */
+     * when there are no rows. Returns 0 when the named row exists, 1 when *position
+     * is that fallback, -1 on failure. */
     int   (*checkpoint_get) (void *impl, const char *name, int64_t *position);
     /* 1 when location does not exist or holds nothing but read models (so a rebuild
      * may drop them), 0 when it holds anything else, -1 when it cannot be told. */
