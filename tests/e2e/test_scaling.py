@@ -71,13 +71,11 @@ def _sqlite_log(d):
 
 
 def _mongo_log(d):
+    """The same from MongoDB: one document per command (_id = command id), its events inside."""
     out = {}
     for doc in d._mongo_db()["events"].find({}):
         for e in doc["events"]:
-            data = e.get("data")
-            payload = json.dumps(data, sort_keys=True) if not isinstance(data, (str, bytes)) else data
-            out[(e["stream"] if "stream" in e else doc.get("stream"), e["version"])] = (
-                e["id"], e["type"], e.get("command_id"), _normal(payload))
+            out[(doc["stream"], e["version"])] = (e["id"], e["type"], doc["_id"], _normal(bytes(e["data"])))
     return out
 
 
@@ -205,12 +203,13 @@ def test_scaled_out_gives_the_same_log_and_read_models(start, tmp_path, backend)
 
     # -- handler=3, projector=2, gateway=2, ingest=2 ------------------------------
     d = start(SCALED, backend)
-    running = {}
-    for p in d.status():
-        if p["state"] == "running":
-            running[p["name"]] = running.get(p["name"], 0) + 1
-    for name, count in SCALED.items():
-        assert running.get(name) == count, (name, d.status())
+    def all_running():
+        running = {}
+        for p in d.status():
+            if p["state"] == "running":
+                running[p["name"]] = running.get(p["name"], 0) + 1
+        return running if running == SCALED else None
+    wait_for(all_running, 60, interval=0.5, what="every instance running: %s" % SCALED)
     head, rebuilt = _ingest_and_settle(d, path, n, tmp_path, "scaled")
 
     # each partition's checkpoint reached the head, under its own name
