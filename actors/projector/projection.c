@@ -708,6 +708,14 @@ projection_set_all_partitions (projection_t *self, int all)
     self->all_partitions = all;
 }
 
+int
+projection_checkpoints (projection_t *self, rm_checkpoint_fn *fn, void *arg)
+{
+    if (!self->loaded || !self->ops->checkpoints)
+        return -1;
+    return self->ops->checkpoints (self->impl, fn, arg);
+}
+
 /* 1 if ev is this projection's to apply. */
 static int
 s_ours (projection_t *self, const event_t *ev)

@@ -59,6 +59,10 @@ void projection_partition (projection_t *self, int *index, int *count);
  * place); 0: back to its own partition. A rebuild target is always all. */
 void projection_set_all_partitions (projection_t *self, int all);
 
+/* Every checkpoint row of the read models, through fn (status). 0 ok, -1 failed or
+ * not loaded. */
+int projection_checkpoints (projection_t *self, rm_checkpoint_fn *fn, void *arg);
+
 /* Applies events with the checkpoint. Events at or before the checkpoint are skipped,
  * and so are those of other partitions (the checkpoint passes them); a poison event
  * (unparseable or inconsistent payload) is logged, recorded in projector_errors and

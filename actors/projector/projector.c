@@ -14,6 +14,7 @@
 #include "envelope.h"
 #include "ids.h"
 #include "log.h"
+#include "partition.h"
 #include "projection.h"
 #include "readmodel_indexes.h"
 #include "ready.h"
@@ -528,6 +529,57 @@ s_rebuild_tick (self_t *self)
 
 /* ---- control socket -------------------------------------------------------------- */
 
+static int
+s_on_checkpoint (void *arg, const char *name, int64_t position)
+{
+    return json_object_set_new ((json_t *) arg, name, json_integer ((json_int_t) position));
+}
+
+/* ctl.status body. position: where every partition of the current count has got to:
+ * the least of their rows, this projector's own position for its own, and for a
+ * partition without a row the least row of other partition counts (those covered
+ * every case; none: 0); checkpoints: every row; own_position: this projector's.
+ * Without a readable checkpoint table, its own position. NULL on OOM. */
+static json_t *
+s_status (self_t *self)
+{
+    int64_t own = projection_checkpoint (self->projection);
+    int64_t head = self->sub ? subscription_head (self->sub) : 0;
+    json_t *rows = json_object ();
+    if (!rows)
+        return NULL;
+    int64_t position = own;
+    if (projection_checkpoints (self->projection, s_on_checkpoint, rows) == 0) {
+        char suffix [PARTITION_NAME_MAX];
+        snprintf (suffix, sizeof suffix, "-of-%d", self->partitions);
+        int64_t older = -1;             /* least row of another partition count */
+        const char *key;
+        json_t *value;
+        json_object_foreach (rows, key, value) {
+            size_t len = strlen (key), n = strlen (suffix);
+            int current = self->partitions == 1 ? strcmp (key, "projector") == 0
+                        : len > n && strcmp (key + len - n, suffix) == 0;
+            if (!current && (older < 0 || json_integer_value (value) < older))
+                older = json_integer_value (value);
+        }
+        for (int i = 0; i < self->partitions; i++) {
+            char name [PARTITION_NAME_MAX];
+            partition_checkpoint_name (i, self->partitions, name, sizeof name);
+            json_t *row = json_object_get (rows, name);
+            int64_t at = i == self->partition ? own
+                       : row ? json_integer_value (row) : older > 0 ? older : 0;
+            if (at < position)
+                position = at;
+        }
+    }
+    else
+        json_object_clear (rows);
+    return json_pack ("{s:I, s:I, s:I, s:i, s:i, s:o}", "position", (json_int_t) position,
+                      "head", (json_int_t) (head > position ? head : position),
+                      "own_position", (json_int_t) own,
+                      "partition", self->partition, "partitions", self->partitions, "checkpoints", rows);
+}
+
 static void
 s_handle_ctl (self_t *self)
 {
@@ -540,12 +592,11 @@ s_handle_ctl (self_t *self)
     if (rc != 0)
         return;
     if (strcmp (env.type, "ctl.status") == 0) {
-        int64_t position = projection_checkpoint (self->projection);
-        int64_t head = self->sub ? subscription_head (self->sub) : 0;
-        s_send_ctl (self, routes [0], "ctl.status", env.id, env.correlation_id,
-                    json_pack ("{s:I, s:I, s:i, s:i}", "position", (json_int_t) position,
-                               "head", (json_int_t) (head > position ? head : position),
-                               "partition", self->partition, "partitions", self->partitions));
+        json_t *status = s_status (self);
+        if (status)
+            s_send_ctl (self, routes [0], "ctl.status", env.id, env.correlation_id, status);
+        else
+            s_send_error (self, routes [0], env.id, env.correlation_id, "failed", "out of memory");
     }
     else
     if (strcmp (env.type, "ctl.rebuild") == 0)

@@ -739,6 +739,30 @@ s_checkpoint_get (void *impl, const char *name, int64_t *position)
 }
 
 static int
+s_checkpoints (void *impl, rm_checkpoint_fn *fn, void *arg)
+{
+    s_self_t *self = (s_self_t *) impl;
+    bson_t filter = BSON_INITIALIZER;
+    mongoc_cursor_t *cursor = mongoc_collection_find_with_opts (self->coll [S_CHECKPOINTS], &filter, NULL, NULL);
+    const bson_t *doc;
+    int stopped = 0;
+    while (!stopped && cursor && mongoc_cursor_next (cursor, &doc)) {
+        bson_iter_t it;
+        if (bson_iter_init_find (&it, doc, "_id") && BSON_ITER_HOLDS_UTF8 (&it))
+            stopped = fn (arg, bson_iter_utf8 (&it, NULL), s_int (doc, "position")) != 0;
+    }
+    bson_error_t error;
+    int rc = stopped ? -1 : 0;
+    if (!cursor || mongoc_cursor_error (cursor, &error)) {
+        s_fail (self, "reading the checkpoints", cursor ? &error : NULL);
+        rc = -1;
+    }
+    mongoc_cursor_destroy (cursor);
+    bson_destroy (&filter);
+    return rc;
+}
+
+static int
 s_load (void *impl, const char *checkpoint, int64_t *position)
 {
     *position = 0;
@@ -1065,6 +1089,7 @@ const readmodel_store_ops_t readmodel_mongo_ops = {
     .close = s_close,
     .load = s_load,
     .checkpoint_get = s_checkpoint_get,
+    .checkpoints = s_checkpoints,
     .is_readmodel = s_is_readmodel,
     .begin = s_begin,
     .clear = s_clear,

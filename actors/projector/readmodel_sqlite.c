@@ -378,6 +378,20 @@ s_checkpoint_get (void *impl, const char *name, int64_t *position)
 }
 
 static int
+s_checkpoints (void *impl, rm_checkpoint_fn *fn, void *arg)
+{
+    s_self_t *self = (s_self_t *) impl;
+    sqlite3_stmt *st = self->stmt [S_CHECKPOINT_GET];
+    int rc, stopped = 0;
+    while (!stopped && (rc = sqlite3_step (st)) == SQLITE_ROW) {
+        const char *name = (const char *) sqlite3_column_text (st, 0);
+        stopped = name && fn (arg, name, sqlite3_column_int64 (st, 1)) != 0;
+    }
+    sqlite3_reset (st);
+    return stopped || rc != SQLITE_DONE ? -1 : 0;
+}
+
+static int
 s_load (void *impl, const char *checkpoint, int64_t *position)
 {
     return s_checkpoint_get (impl, checkpoint, position) < 0 ? -1 : 0;
@@ -728,6 +742,7 @@ const readmodel_store_ops_t readmodel_sqlite_ops = {
     .close = s_close,
     .load = s_load,
     .checkpoint_get = s_checkpoint_get,
+    .checkpoints = s_checkpoints,
     .is_readmodel = s_is_readmodel,
     .begin = s_begin,
     .clear = s_clear,

@@ -58,6 +58,8 @@ typedef struct {
  * (the read then fails). */
 typedef int (rm_case_fn) (void *arg, const rm_case_row_t *row);
 typedef int (rm_row_fn) (void *arg, const rm_row_t *row);
+/* A checkpoint row: its name (borrowed for the call) and position. */
+typedef int (rm_checkpoint_fn) (void *arg, const char *name, int64_t position);
 
 /* Every operation returns 0 ok, -1 failed (logged) unless it says otherwise. `impl` is
  * the backend's own state. Writes happen between begin and commit; a transactional
@@ -89,6 +91,8 @@ typedef struct {
      * when there are no rows. Returns 0 when the named row exists, 1 when *position
      * is that fallback, -1 on failure. */
     int   (*checkpoint_get) (void *impl, const char *name, int64_t *position);
+    /* Every checkpoint row, in any order (status: one per partition). */
+    int   (*checkpoints) (void *impl, rm_checkpoint_fn *fn, void *arg);
     /* 1 when location does not exist or holds nothing but read models (so a rebuild
      * may drop them), 0 when it holds anything else, -1 when it cannot be told. */
     int   (*is_readmodel) (const char *location, config_t *config);
