@@ -10,9 +10,10 @@ position, and "position" inside the audit-trail JSON) and wall-clock times (the
 handler stamps created_at / changed_at / updated_at when it decides). A rebuild of
 one run's log is compared byte for byte, positions, times and checkpoints included.
 
-The records go through `dossier ingest FILE`, which only ingest instance 0 serves
-(the second ingest instance is there, ready, but only Kafka would give it work:
-tests/e2e/test_kafka_ingest.py covers the consumer group). The gateways are shown
+The first test sends the records through `dossier ingest FILE`, which only ingest
+instance 0 serves (the second is there, ready, idle), on SQLite and on MongoDB
+(FerretDB: fewer records). The second sends them through Kafka (SQLite), where the
+two ingest processes of the consumer group each take a share. The gateways are shown
 to both answer by each one's own request counter (run/metrics/gateway-<i>.prom)."""
 import json
 import os
@@ -135,6 +136,26 @@ def _read_models(d, target=None, keep_positions=False):
     return _sqlite_tables(target or os.path.join(d.data, "readmodels.db"), keep_positions)
 
 
+def _wait_running(d, processes):
+    def all_running():
+        running = {}
+        for p in d.status():
+            if p["state"] == "running":
+                running[p["name"]] = running.get(p["name"], 0) + 1
+        return running if running == processes else None
+    wait_for(all_running, 60, interval=0.5, what="every instance running: %s" % processes)
+
+
+def _same(log_one, models_one, log, models):
+    """The two runs' logs and read models are equal modulo positions and times."""
+    assert len(log) == len(log_one) and log.keys() == log_one.keys()
+    differ = [k for k in log if log[k] != log_one[k]]
+    assert not differ, "events differ, e.g. %r: %r vs %r" % (differ[0], log[differ[0]], log_one[differ[0]])
+    assert models.keys() == models_one.keys()
+    for table in models:
+        assert models[table] == models_one[table], "read model %s differs from the one-of-each run" % table
+
+
 def _gateway_requests(d, instance):
     """Requests gateway <instance> counted (its own metrics file), or None."""
     path = os.path.join(d.data, "run", "metrics", "gateway-%d.prom" % instance)
@@ -170,6 +191,11 @@ def _ingest_and_settle(d, path, count, tmp_path, name):
     assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-3000:])
     summary = json.loads(r.stdout)
     assert summary["accepted"] == count and summary["rejected"] == 0, summary
+    return _settle(d, count, tmp_path, name)
+
+
+def _settle(d, count, tmp_path, name):
+    """Waits for every partition to reach the head, rebuilds into a target; (head, target)."""
     head = d.event_count()
     assert head > count
     wait_for(lambda: d.projector_checkpoint() >= head, 300, interval=0.5,
@@ -203,13 +229,7 @@ def test_scaled_out_gives_the_same_log_and_read_models(start, tmp_path, backend)
 
     # -- handler=3, projector=2, gateway=2, ingest=2 ------------------------------
     d = start(SCALED, backend)
-    def all_running():
-        running = {}
-        for p in d.status():
-            if p["state"] == "running":
-                running[p["name"]] = running.get(p["name"], 0) + 1
-        return running if running == SCALED else None
-    wait_for(all_running, 60, interval=0.5, what="every instance running: %s" % SCALED)
+    _wait_running(d, SCALED)
     head, rebuilt = _ingest_and_settle(d, path, n, tmp_path, "scaled")
 
     # each partition's checkpoint reached the head, under its own name
@@ -217,22 +237,16 @@ def test_scaled_out_gives_the_same_log_and_read_models(start, tmp_path, backend)
     assert set(checkpoints) == {"projector/0-of-2", "projector/1-of-2"}, checkpoints
     assert all(v == head for v in checkpoints.values()), (checkpoints, head)
 
-    # the same log, modulo positions and times
+    # the same log and read models, modulo positions and times
     log = _event_log(d)
-    assert head == head_one and len(log) == len(log_one)
-    assert log.keys() == log_one.keys()
-    differ = [k for k in log if log[k] != log_one[k]]
-    assert not differ, "events differ, e.g. %r: %r vs %r" % (differ[0], log[differ[0]], log_one[differ[0]])
+    assert head == head_one
+    models = _read_models(d)
+    _same(log_one, models_one, log, models)
     # both partitions had work
     streams = {s for s, _ in log}
     per_partition = [sum(1 for s in streams if partition_of(s, 2) == p) for p in (0, 1)]
     assert min(per_partition) > len(streams) // 4, per_partition
 
-    # the same read models, modulo positions and times
-    models = _read_models(d)
-    assert models.keys() == models_one.keys()
-    for table in models:
-        assert models[table] == models_one[table], "read model %s differs from the one-of-each run" % table
     # and exactly a replay of this run's log, positions and checkpoints included
     live = _read_models(d, keep_positions=True)
     assert live == _read_models(d, rebuilt, keep_positions=True), "two partitions != rebuild --to"
@@ -252,3 +266,39 @@ def test_scaled_out_gives_the_same_log_and_read_models(start, tmp_path, backend)
         d.cli("rebuild", check=True, timeout=600)
         wait_for(lambda: d.projector_checkpoint() >= head, 120, interval=0.5, what="partitions at the head")
         assert _read_models(d, keep_positions=True) == live, "rebuild in place != the live read models"
+
+
+N_KAFKA = int(os.environ.get("DOSSIER_SCALING_RECORDS_KAFKA", "10000"))
+
+
+def test_scaled_out_over_kafka_gives_the_same_log_and_read_models(kafka, kafka_dossier, tmp_path):
+    """The same comparison with the records coming from Kafka (4 partitions), so that
+    both ingest processes of the scaled run take a share of them (consumer group)."""
+    from kafka_harness import gen_records, setup_topics, wait_cases
+    records = gen_records(N_KAFKA, "SCALEK", seed=7)
+    runs = {}
+    for name, processes in (("one", ONE), ("scaled", SCALED)):
+        env = setup_topics(kafka, "scale-" + name)
+        topic, group = env["DOSSIER_KAFKA_TOPIC"], env["DOSSIER_KAFKA_GROUP"]
+        d = kafka_dossier(processes=processes, **env)
+        _wait_running(d, processes)
+        kafka.wait_group_assigned(group, topic, members=processes["ingest"])
+        kafka.produce(topic, records)
+        wait_cases(d, "SCALEK-", len(records), timeout=600)
+        rows = kafka.wait_group_caught_up(group, topic)
+        per_member = {}
+        for r in rows.values():
+            per_member[r["consumer_id"]] = per_member.get(r["consumer_id"], 0) + (r["current"] or 0)
+        assert len(per_member) == processes["ingest"] and all(v > 0 for v in per_member.values()), per_member
+        head, rebuilt = _settle(d, len(records), tmp_path, name)
+        models = _read_models(d)
+        live = _read_models(d, keep_positions=True)
+        assert live == _read_models(d, rebuilt, keep_positions=True), "%s: live read models != rebuild" % name
+        runs[name] = (_event_log(d), models, d.projector_checkpoints(), head)
+        d.stop()
+    log_one, models_one, checkpoints_one, head_one = runs["one"]
+    log, models, checkpoints, head = runs["scaled"]
+    assert set(checkpoints_one) == {"projector"}
+    assert checkpoints == {"projector/0-of-2": head, "projector/1-of-2": head}, checkpoints
+    assert head == head_one
+    _same(log_one, models_one, log, models)
