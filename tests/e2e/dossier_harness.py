@@ -293,9 +293,15 @@ class Dossier:
         finally:
             con.close()
 
-    def projector_checkpoint(self):
-        """Where every partition has got to: the least checkpoint (0 before any)."""
+    def projector_checkpoint(self, partitions=None):
+        """Where every partition has got to: the least checkpoint row (0 before any);
+        with partitions = N, the least of the rows of N partitions (a missing one: 0),
+        not counting rows that another partition count left behind."""
         rows = self.projector_checkpoints()
+        if partitions:
+            names = ["projector"] if partitions == 1 else \
+                ["projector/%d-of-%d" % (i, partitions) for i in range(partitions)]
+            return min(rows.get(n, 0) for n in names)
         return min(rows.values()) if rows else 0
 
     def events_of_type(self, type_):

@@ -186,19 +186,19 @@ def start(request):
         next(gen, None)
 
 
-def _ingest_and_settle(d, path, count, tmp_path, name):
+def _ingest_and_settle(d, path, count, tmp_path, name, partitions=None):
     r = d.cli("ingest", str(path), "--json", "--timeout", "600", timeout=900)
     assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-3000:])
     summary = json.loads(r.stdout)
     assert summary["accepted"] == count and summary["rejected"] == 0, summary
-    return _settle(d, count, tmp_path, name)
+    return _settle(d, count, tmp_path, name, partitions)
 
 
-def _settle(d, count, tmp_path, name):
+def _settle(d, count, tmp_path, name, partitions=None):
     """Waits for every partition to reach the head, rebuilds into a target; (head, target)."""
     head = d.event_count()
     assert head > count
-    wait_for(lambda: d.projector_checkpoint() >= head, 300, interval=0.5,
+    wait_for(lambda: d.projector_checkpoint(partitions) >= head, 300, interval=0.5,
              what="every projector partition at the head (%d)" % head)
     assert d.event_count() == head, "the log grew after ingestion settled"
     target = d.rebuild_target(tmp_path) if d.backend == "mongodb" else str(tmp_path / ("%s.db" % name))
@@ -302,3 +302,64 @@ def test_scaled_out_over_kafka_gives_the_same_log_and_read_models(kafka, kafka_d
     assert checkpoints == {"projector/0-of-2": head, "projector/1-of-2": head}, checkpoints
     assert head == head_one
     _same(log_one, models_one, log, models)
+
+
+def _set_processes(d, processes):
+    """Rewrites the processes section of d's config (takes effect at the next start)."""
+    with open(d.config) as f:
+        lines = f.read().splitlines()
+    out, section = [], None
+    for line in lines:
+        if not line.startswith(" "):
+            section = line.strip()
+        elif section == "processes":
+            continue
+        out.append(line)
+        if line.strip() == "processes":
+            out += ["    %s = %d" % (k, v) for k, v in processes.items()]
+    with open(d.config, "w") as f:
+        f.write("\n".join(out) + "\n")
+
+
+def test_two_projectors_take_over_from_one(start, tmp_path):
+    """Scaling out on existing read models: one projector builds them; then, with no
+    projector running, more records come in; then two partitions start from the one
+    projector's checkpoint (the least row), catch up side by side on one SQLite file
+    (shared transactions, each waiting for the other's lock), and the result is a
+    replay of the log."""
+    paths = []
+    for prefix, count in (("JOIN1", 2000), ("JOIN2", 3000)):
+        path = tmp_path / ("%s.jsonl" % prefix)
+        with open(path, "w") as f:
+            subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "gen_records.py"), "--count", str(count),
+                            "--seed", "11", "--prefix", prefix], stdout=f, check=True)
+        paths.append((path, count))
+    d = start(ONE, "sqlite")
+    _ingest_and_settle(d, paths[0][0], paths[0][1], tmp_path, "first")
+    first = d.projector_checkpoints()
+    assert list(first) == ["projector"]
+    d.stop()
+
+    no_projector = dict(ONE, projector=0)
+    _set_processes(d, no_projector)
+    d.start()
+    _wait_running(d, {k: v for k, v in no_projector.items() if v})
+    r = d.cli("ingest", str(paths[1][0]), "--json", "--timeout", "600", timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert json.loads(r.stdout)["accepted"] == paths[1][1]
+    assert d.projector_checkpoints() == first
+    d.stop()
+
+    _set_processes(d, SCALED)
+    d.start()
+    _wait_running(d, SCALED)
+    head, rebuilt = _settle(d, paths[1][1], tmp_path, "joined", partitions=2)
+    checkpoints = d.projector_checkpoints()
+    # the one projector's row stays (a rebuild clears it); both partitions at the head
+    assert checkpoints == dict(first, **{"projector/0-of-2": head, "projector/1-of-2": head}), checkpoints
+    live = _read_models(d, keep_positions=True)
+    again = _read_models(d, rebuilt, keep_positions=True)
+    assert again.pop("checkpoint") == [("projector/0-of-2", head), ("projector/1-of-2", head)]
+    live.pop("checkpoint")
+    assert live == again, "read models after scaling out != a replay of the log"
+    assert len([c for c in d.list_all("") if c["client_id"].startswith("JOIN")]) == 5000
