@@ -16,7 +16,7 @@ static const config_key_t s_keys [] = {
     { "dossier", "log_level", "DOSSIER_LOG_LEVEL", "info", S_DAEMONS, NULL,
       "debug, info, warn or error (JSON lines on stderr)" },
     { "dossier", "instance", "DOSSIER_INSTANCE", NULL, "supervisor,handler,ingest,projector", NULL,
-      "set by the supervisor per process: handler broker identity, metrics file name; only instance 0 of ingest binds endpoint_ingest" },
+      "set by the supervisor per process: handler broker identity, metrics file name, a projector's default partition; only instance 0 of ingest binds endpoint_ingest" },
     { "dossier", "instances", "DOSSIER_INSTANCES", NULL, "supervisor,projector", NULL,
       "set by the supervisor per process: how many instances of that process it runs (a projector's default projector_partitions)" },
 

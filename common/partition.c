@@ -59,6 +59,7 @@ partition_from_config (config_t *config, int *index, int *count, char *err, size
     const char *n_text = config ? config_get (config, "projector_partitions", NULL) : getenv ("DOSSIER_PROJECTOR_PARTITIONS");
     const char *i_text = config ? config_get (config, "projector_partition", NULL) : getenv ("DOSSIER_PROJECTOR_PARTITION");
     const char *n_from = "projector_partitions", *i_from = "projector_partition";
+    int i_is_instance = 0;              /* the index is DOSSIER_INSTANCE's */
     if (!n_text || !*n_text) {
         n_text = config ? config_get (config, "instances", NULL) : getenv ("DOSSIER_INSTANCES");
         n_from = "DOSSIER_INSTANCES";
@@ -66,6 +67,7 @@ partition_from_config (config_t *config, int *index, int *count, char *err, size
     if (!i_text || !*i_text) {
         i_text = config ? config_get (config, "instance", NULL) : getenv ("DOSSIER_INSTANCE");
         i_from = "DOSSIER_INSTANCE";
+        i_is_instance = 1;
     }
     long n = 1, i = 0;
     if (n_text && *n_text && s_number (n_text, 1, PARTITION_MAX, &n)) {
@@ -74,7 +76,7 @@ partition_from_config (config_t *config, int *index, int *count, char *err, size
     }
     if (i_text && *i_text && s_number (i_text, 0, PARTITION_MAX, &i)) {
         /* a DOSSIER_INSTANCE that is a host name (containers) names no partition */
-        if (i_from [0] == 'D' && n == 1)
+        if (i_is_instance && n == 1)
             i = 0;
         else {
             snprintf (err, err_size, "%s must be a number from 0 to %d, not \"%.40s\"", i_from, PARTITION_MAX - 1, i_text);
