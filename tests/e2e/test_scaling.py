@@ -363,3 +363,34 @@ def test_two_projectors_take_over_from_one(start, tmp_path):
     live.pop("checkpoint")
     assert live == again, "read models after scaling out != a replay of the log"
     assert len([c for c in d.list_all("") if c["client_id"].startswith("JOIN")]) == 5000
+
+
+def test_rebuild_in_place_while_two_partitions_follow_the_feed(start, tmp_path):
+    """`dossier rebuild` in place (by partition 0, for both) while records keep coming
+    in: partition 1 waits for the file's lock, then finds its checkpoint moved (back or
+    forward) and follows from there. The end: a replay of the log, rows and checkpoints."""
+    n = 4000
+    path = tmp_path / "records.jsonl"
+    with open(path, "w") as f:
+        subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "gen_records.py"), "--count", str(n),
+                        "--seed", "13", "--prefix", "LIVE"], stdout=f, check=True)
+    d = start(SCALED, "sqlite")
+    _wait_running(d, SCALED)
+    ingest = subprocess.Popen([os.path.join(BIN_DIR, "dossier"), "--config", d.config, "ingest", str(path),
+                               "--json", "--timeout", "600"], env=d.env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+    rebuilds = 0
+    while ingest.poll() is None or rebuilds == 0:
+        if d.event_count() > 0:
+            d.cli("rebuild", check=True, timeout=600)
+            rebuilds += 1
+    out, err = ingest.communicate(timeout=600)
+    assert ingest.returncode == 0, err[-3000:]
+    assert json.loads(out)["accepted"] == n
+    head, rebuilt = _settle(d, n, tmp_path, "live", partitions=2)
+    with open(d.log_path, errors="replace") as f:
+        moved = sum(1 for line in f if "moved from" in line)
+    print("%d rebuilds in place while ingesting; a partition found its checkpoint moved %d times"
+          % (rebuilds, moved))
+    assert _read_models(d, keep_positions=True) == _read_models(d, rebuilt, keep_positions=True), \
+        "read models after rebuilds in place under load != a replay of the log"
