@@ -15,8 +15,10 @@ static const config_key_t s_keys [] = {
       "directory of the SQLite files, notifier and scheduler state, and the default ipc sockets" },
     { "dossier", "log_level", "DOSSIER_LOG_LEVEL", "info", S_DAEMONS, NULL,
       "debug, info, warn or error (JSON lines on stderr)" },
-    { "dossier", "instance", "DOSSIER_INSTANCE", NULL, "supervisor,handler,ingest", NULL,
-      "set by the supervisor per process: handler broker identity, metrics file name; only instance 0 of ingest binds endpoint_ingest" },
+    { "dossier", "instance", "DOSSIER_INSTANCE", NULL, "supervisor,handler,ingest,projector", NULL,
+      "set by the supervisor per process: handler broker identity, metrics file name, a projector's default partition; only instance 0 of ingest binds endpoint_ingest" },
+    { "dossier", "instances", "DOSSIER_INSTANCES", NULL, "supervisor,projector", NULL,
+      "set by the supervisor per process: how many instances of that process it runs (a projector's default projector_partitions)" },
 
     /* ---- gateway ---- */
     { "dossier", "http_addr", "DOSSIER_HTTP_ADDR", "127.0.0.1:8080", "gateway", NULL,
@@ -47,6 +49,10 @@ static const config_key_t s_keys [] = {
       "how long the store retries one batch of appends (0: until MongoDB is back or the store stops)" },
     { "dossier", "projector_busy_behind", "DOSSIER_PROJECTOR_BUSY_BEHIND", "5000", "projector", NULL,
       "events behind the log from which the projector catches up in shared transactions with a larger cache" },
+    { "dossier", "projector_partitions", "DOSSIER_PROJECTOR_PARTITIONS", NULL, "projector", NULL,
+      "number of projector partitions (events split by a hash of the case id); default DOSSIER_INSTANCES, else 1" },
+    { "dossier", "projector_partition", "DOSSIER_PROJECTOR_PARTITION", NULL, "projector", NULL,
+      "the partition this projector owns (0-based); default DOSSIER_INSTANCE (e.g. a StatefulSet ordinal), else 0" },
 
     /* ---- handler ---- */
     { "dossier", "rules_file", "DOSSIER_RULES_FILE", "config/rules.json", "handler", NULL,

@@ -5,6 +5,9 @@
 -- lists and is the pagination cursor. `updated_position` is the position of the
 -- last event applied to the row (projector writes are guarded by it).
 
+-- One checkpoint row per projector partition: "projector" with one partition,
+-- "projector/<i>-of-<N>" with N (common/partition.h: a case is in partition
+-- fnv1a32+fmix32(case id) mod N). A partition without a row starts from the least row.
 CREATE TABLE IF NOT EXISTS checkpoint (
     name     TEXT PRIMARY KEY,
     position INTEGER NOT NULL

@@ -83,6 +83,7 @@ process_table_add (process_table_t *self, const char *name, int count)
         memset (row, 0, sizeof *row);
         snprintf (row->name, sizeof row->name, "%s", name);
         row->instance = i;
+        row->instances = count;
         row->group = group;
         row->state = PROCESS_STOPPED;
         row->ready_fd = -1;

@@ -25,6 +25,7 @@ typedef enum {
 typedef struct {
     char name [PROCESS_NAME_MAX];
     int instance;               /* 0-based, passed as DOSSIER_INSTANCE */
+    int instances;              /* how many of name run, passed as DOSSIER_INSTANCES */
     int group;                  /* index of name in start order */
     pid_t pid;                  /* 0 when no live child */
     process_state_t state;

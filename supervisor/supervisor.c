@@ -283,22 +283,26 @@ s_spawn (self_t *self, process_t *proc)
         log_error (NULL, NULL, "cannot start %s#%d: pipe: %s", proc->name, proc->instance, strerror (errno));
         goto failed;
     }
-    char ready_var [48], instance_var [48];
+    char ready_var [48], instance_var [48], instances_var [48];
     snprintf (ready_var, sizeof ready_var, "DOSSIER_READY_FD=%d", fds [1]);
     snprintf (instance_var, sizeof instance_var, "DOSSIER_INSTANCE=%d", proc->instance);
+    /* how many of this process run: a projector's default number of partitions */
+    snprintf (instances_var, sizeof instances_var, "DOSSIER_INSTANCES=%d", proc->instances);
     size_t n_env = 0;
     while (environ && environ [n_env])
         n_env++;
-    envp = calloc (n_env + 4, sizeof (char *));
+    envp = calloc (n_env + 5, sizeof (char *));
     if (!envp)
         goto failed;
     size_t e = 0;
     for (size_t i = 0; i < n_env; i++)
         if (strncmp (environ [i], "DOSSIER_READY_FD=", 17) != 0
-        &&  strncmp (environ [i], "DOSSIER_INSTANCE=", 17) != 0)
+        &&  strncmp (environ [i], "DOSSIER_INSTANCE=", 17) != 0
+        &&  strncmp (environ [i], "DOSSIER_INSTANCES=", 18) != 0)
             envp [e++] = environ [i];
     envp [e++] = ready_var;
     envp [e++] = instance_var;
+    envp [e++] = instances_var;
     /* libmongoc initialises itself before main and keeps per-process counters in
      * /dev/shm/mongoc-<pid>; a child killed with -9 leaves its file behind, and a later
      * child given the same pid prints a plain-text warning that no JSON log handler

@@ -27,6 +27,7 @@
 
 #include "canon_json.h"
 #include "log.h"
+#include "partition.h"
 #include "traceparent.h"
 
 /* Ids per read request when prefetching a batch's cases and documents. */
@@ -359,6 +360,10 @@ struct _projection_t {
     int load_failing;           /* "not loaded" logged for this outage */
     int64_t checkpoint;         /* durable */
     int64_t pending;            /* applied in the open batch */
+    int part_index, part_count; /* the events it applies: those of cases in partition
+                                   part_index of part_count (partition.h) */
+    int all_partitions;         /* a rebuild: every event, every partition's checkpoint */
+    char checkpoint_name [PARTITION_NAME_MAX];
     int in_tx;
     s_arena_t arena;            /* everything below lives until the end of the batch */
     s_map_t cases;              /* case id -> s_case_t, or &s_absent */
@@ -580,6 +585,14 @@ s_new (const readmodel_store_ops_t *ops, const char *location, config_t *config,
     self->location = strdup (location);
     if (!self->location)
         goto fail;
+    char err [160];
+    if (partition_from_config (config, &self->part_index, &self->part_count, err, sizeof err)) {
+        log_error (NULL, NULL, "projection: %s", err);
+        goto fail;
+    }
+    partition_checkpoint_name (self->part_index, self->part_count, self->checkpoint_name, sizeof self->checkpoint_name);
+    /* a rebuild target holds every partition: nobody else writes it */
+    self->all_partitions = rebuild;
     self->impl = rebuild && ops->open_rebuild ? ops->open_rebuild (location, config) : ops->open (location, config);
     if (!self->impl)
         goto fail;
@@ -639,7 +652,7 @@ projection_load (projection_t *self)
     if (self->loaded)
         return 0;
     int64_t position = 0;
-    if (self->ops->load (self->impl, &position) != 0) {
+    if (self->ops->load (self->impl, self->checkpoint_name, &position) != 0) {
         if (!self->load_failing)
             log_warn (NULL, NULL, "projection: read models at %s (%s) not available yet; will retry",
                       self->location, self->ops->name);
@@ -682,6 +695,58 @@ int64_t
 projection_checkpoint (projection_t *self)
 {
     return self->checkpoint;
+}
+
+void
+projection_partition (projection_t *self, int *index, int *count)
+{
+    *index = self->part_index;
+    *count = self->part_count;
+}
+
+void
+projection_set_all_partitions (projection_t *self, int all)
+{
+    self->all_partitions = all;
+}
+
+int
+projection_checkpoints (projection_t *self, rm_checkpoint_fn *fn, void *arg)
+{
+    if (!self->loaded || !self->ops->checkpoints)
+        return -1;
+    return self->ops->checkpoints (self->impl, fn, arg);
+}
+
+/* 1 if ev is this projection's to apply. */
+static int
+s_ours (projection_t *self, const event_t *ev)
+{
+    return self->all_partitions || self->part_count <= 1
+        || partition_of (ev->stream, self->part_count) == self->part_index;
+}
+
+/* Writes the checkpoint rows: its own, or every partition's (a rebuild). */
+static int
+s_set_checkpoint (projection_t *self, int64_t position)
+{
+    if (!self->all_partitions || self->part_count <= 1) {
+        const char *names [1] = { self->checkpoint_name };
+        return self->ops->set_checkpoint (self->impl, names, 1, position);
+    }
+    size_t n = (size_t) self->part_count;
+    char (*text) [PARTITION_NAME_MAX] = calloc (n, PARTITION_NAME_MAX);
+    const char **names = calloc (n, sizeof (char *));
+    int rc = text && names ? 0 : -1;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        partition_checkpoint_name ((int) i, self->part_count, text [i], PARTITION_NAME_MAX);
+        names [i] = text [i];
+    }
+    if (rc == 0)
+        rc = self->ops->set_checkpoint (self->impl, names, n, position);
+    free (names);
+    free (text);
+    return rc;
 }
 
 void
@@ -1761,8 +1826,31 @@ projection_begin (projection_t *self)
     if (self->ops->begin (self->impl))
         return -1;
     self->in_tx = 1;
+    /* Another writer of the same read models (a rebuild in place by partition 0) may
+     * have moved this partition's checkpoint since: forward, the rows up to it are
+     * there; back, rows this one had written are gone and must be written again. */
+    int64_t stored = self->checkpoint;
+    int found = self->ops->transactional && self->ops->checkpoint_get
+              ? self->ops->checkpoint_get (self->impl, self->checkpoint_name, &stored) : 1;
+    if (found < 0) {
+        projection_rollback (self);
+        return -1;
+    }
+    /* no row of its own yet (its first batch, or cleared): the other partitions'
+     * rows say nothing about this one's events */
+    if (found == 1)
+        stored = self->checkpoint;
+    int moved_back = stored < self->checkpoint;
+    if (stored != self->checkpoint)
+        log_info (NULL, NULL, "projection: checkpoint %s moved from %lld to %lld by another writer",
+                  self->checkpoint_name, (long long) self->checkpoint, (long long) stored);
+    self->checkpoint = stored;
     self->pending = self->checkpoint;
     s_batch_forget (self);
+    if (moved_back) {
+        projection_rollback (self);
+        return -2;
+    }
     return 0;
 }
 
@@ -1823,7 +1911,7 @@ projection_apply_in_tx (projection_t *self, const event_t *events, size_t count)
     int rc = 0;
     char err [256];
     for (size_t i = 0; i < count && rc == 0; i++) {
-        if (events [i].position <= self->pending)
+        if (events [i].position <= self->pending || !s_ours (self, &events [i]))
             continue;
         int parse = s_parse (self, &events [i], &parsed [i].data, err, sizeof err);
         if (parse == -1)
@@ -1839,6 +1927,11 @@ projection_apply_in_tx (projection_t *self, const event_t *events, size_t count)
         const event_t *ev = &events [i];
         if (ev->position <= self->pending) {
             self->stats.skipped++;
+            continue;
+        }
+        if (!s_ours (self, ev)) {
+            self->stats.others++;
+            self->pending = ev->position;       /* another partition's */
             continue;
         }
         const char *error = parsed [i].error;
@@ -1875,7 +1968,7 @@ projection_apply_in_tx (projection_t *self, const event_t *events, size_t count)
     if (rc || s_docs_flush (self) || self->ops->sync (self->impl) || s_cases_flush (self))
         return -1;
     s_batch_forget (self);
-    if (self->ops->set_checkpoint (self->impl, self->pending))
+    if (s_set_checkpoint (self, self->pending))
         return -1;
     if (!self->ops->transactional)
         self->checkpoint = self->pending;
@@ -1885,8 +1978,9 @@ projection_apply_in_tx (projection_t *self, const event_t *events, size_t count)
 int
 projection_apply (projection_t *self, const event_t *events, size_t count)
 {
-    if (projection_begin (self))
-        return -1;
+    int rc = projection_begin (self);
+    if (rc)
+        return rc;
     if (projection_apply_in_tx (self, events, count) || projection_commit (self)) {
         projection_rollback (self);
         return -1;

@@ -46,14 +46,29 @@ int projection_transactional (projection_t *self);
 /* 1 while a transaction is open (projection_begin without commit or rollback yet). */
 int projection_in_tx (projection_t *self);
 
-/* The last durable checkpoint: every event up to it is applied. */
+/* The last durable checkpoint: every event up to it is applied (those of its
+ * partition; the others are not its to apply). */
 int64_t projection_checkpoint (projection_t *self);
 
-/* Applies events with the checkpoint. Events at or before the checkpoint are skipped;
- * a poison event (unparseable or inconsistent payload) is logged, recorded in
- * projector_errors and skipped. Returns 0 ok, -1 database failure (the checkpoint
- * stays where it was; the caller retries the batch later: on SQLite nothing was
- * applied, on MongoDB what was written is found and left alone by the replay). */
+/* Its partition (partition.h), from config projector_partition / projector_partitions:
+ * it applies only the events of cases in partition index of count, and its checkpoint
+ * row is partition_checkpoint_name (index, count). 0 of 1 without a config. */
+void projection_partition (projection_t *self, int *index, int *count);
+
+/* all 1: apply every event and write every partition's checkpoint (a rebuild in
+ * place); 0: back to its own partition. A rebuild target is always all. */
+void projection_set_all_partitions (projection_t *self, int all);
+
+/* Every checkpoint row of the read models, through fn (status). 0 ok, -1 failed or
+ * not loaded. */
+int projection_checkpoints (projection_t *self, rm_checkpoint_fn *fn, void *arg);
+
+/* Applies events with the checkpoint. Events at or before the checkpoint are skipped,
+ * and so are those of other partitions (the checkpoint passes them); a poison event
+ * (unparseable or inconsistent payload) is logged, recorded in projector_errors and
+ * skipped. Returns 0 ok, -1 database failure (the checkpoint stays where it was; the
+ * caller retries the batch later: on SQLite nothing was applied, on MongoDB what was
+ * written is found and left alone by the replay), -2 as projection_begin. */
 int projection_apply (projection_t *self, const event_t *events, size_t count);
 
 /* Rebuilds: begin, clear, apply pages, commit. On SQLite one long transaction
@@ -62,6 +77,9 @@ int projection_apply (projection_t *self, const event_t *events, size_t count);
  * consistent prefix that the live feed completes. projection_clear empties every
  * read model and recreates the schema. Each returns 0 ok, -1 failed; after a failure
  * call projection_rollback. */
+/* projection_begin returns -2 (rolled back) when, on a transactional backend, its
+ * checkpoint row was moved back by another writer (a rebuild in place by another
+ * partition's projector): projection_checkpoint () then says where to read again. */
 int projection_begin (projection_t *self);
 int projection_clear (projection_t *self);
 int projection_apply_in_tx (projection_t *self, const event_t *events, size_t count);
@@ -81,6 +99,7 @@ typedef struct {
     uint64_t applied;
     uint64_t skipped;
     uint64_t poison;
+    uint64_t others;            /* events of other partitions, not applied */
 } projection_stats_t;
 void projection_stats (projection_t *self, projection_stats_t *stats);
 

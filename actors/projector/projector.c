@@ -15,6 +15,7 @@
 #include "envelope.h"
 #include "ids.h"
 #include "log.h"
+#include "partition.h"
 #include "projection.h"
 #include "readmodel_indexes.h"
 #include "ready.h"
@@ -32,6 +33,9 @@
  * checkpoint in it) up to this many events or this long: fewer, larger commits. */
 #define S_TX_EVENTS         50000
 #define S_TX_MS             1000
+/* ... and with several partitions on one file, how long one leaves the lock to the
+ * others after such a commit (their busy handler polls every few ms). */
+#define S_TX_YIELD_MS       10
 
 /* A rebuild in progress: pages of the log into one transaction on target. */
 typedef struct {
@@ -71,7 +75,9 @@ typedef struct {
     int64_t kept_up_since;      /* when it last caught up (0: it is behind) */
     int tx_open;                /* batches applied in a transaction not committed yet */
     int64_t tx_events, tx_started;
-    int rewind;                 /* a shared transaction failed: read again from the checkpoint */
+    int rewind;                 /* a shared transaction failed, or another writer moved the
+                                   checkpoint back: read again from the checkpoint */
+    int partition, partitions;  /* the cases it projects (partition.h) */
     unsigned apply_failures;    /* consecutive batches the database refused */
     s_rebuild_t *rebuild;
     char tag [9];               /* random prefix of our message ids */
@@ -117,8 +123,13 @@ s_tx_commit (self_t *self)
     if (!self->tx_open)
         return 0;
     self->tx_open = 0;
-    if (projection_commit (self->projection) == 0)
+    if (projection_commit (self->projection) == 0) {
+        /* Other partitions write the same file: leave them a turn at its lock
+         * before the next shared transaction takes it again. */
+        if (self->partitions > 1)
+            zclock_sleep (S_TX_YIELD_MS);
         return 0;
+    }
     projection_rollback (self->projection);
     self->rewind = 1;
     log_warn (NULL, NULL, "projector: commit of %lld events failed; reading them again", (long long) self->tx_events);
@@ -139,13 +150,17 @@ s_on_events (const event_t *events, size_t count, void *arg)
     if (self->busy && projection_transactional (self->projection)) {
         /* several batches in one transaction: the batches it holds were delivered,
          * so a failure rewinds the subscription to the checkpoint (s_tx_tick) */
+        int began = 0;
         if (!self->tx_open) {
-            if (projection_begin (self->projection) == 0) {
+            began = projection_begin (self->projection);
+            if (began == 0) {
                 self->tx_open = 1;
                 self->tx_events = 0;
                 self->tx_started = zclock_mono ();
             }
         }
+        if (began == -2)
+            self->rewind = 1;
         rc = self->tx_open ? projection_apply_in_tx (self->projection, events, count) : -1;
         if (rc != 0 && self->tx_open) {
             projection_rollback (self->projection);
@@ -160,6 +175,8 @@ s_on_events (const event_t *events, size_t count, void *arg)
     }
     else {
         rc = s_tx_commit (self) == 0 ? projection_apply (self->projection, events, count) : -1;
+        if (rc == -2)
+            self->rewind = 1;
     }
     if (rc != 0) {
         /* retried every few hundred ms: say so once, then now and then */
@@ -270,6 +287,7 @@ s_rebuild_finish (self_t *self, int ok, const char *error, const char *detail)
     double seconds = (double) (zclock_mono () - r->started_at) / 1000.0;
     /* Close a target before answering: the requester opens it next. */
     if (r->in_place) {
+        projection_set_all_partitions (self->projection, 0);
         if (self->sub)
             subscription_reset (self->sub, projection_checkpoint (self->projection) + 1);
         s_pause_live (self, 0);
@@ -363,6 +381,16 @@ s_rebuild_start (self_t *self, zframe_t *identity, const envelope_t *req)
         s_send_error (self, identity, req->id, req->correlation_id, "unavailable", "the read models are not reachable");
         return;
     }
+    else
+    if (self->partitions > 1 && !projection_transactional (self->projection)) {
+        /* MongoDB: clear drops the collections at once, while the other partitions'
+         * projectors keep writing and would meet cases that are gone. */
+        json_decref (body);
+        s_send_error (self, identity, req->id, req->correlation_id, "validation.target",
+                      "with several projector partitions on MongoDB, rebuild into a new database "
+                      "(--to NAME), or stop the other partitions first");
+        return;
+    }
     s_tx_commit (self);                 /* the live batches first (a failure rewinds later) */
     s_rebuild_t *r = calloc (1, sizeof (s_rebuild_t));
     if (!r) {
@@ -400,6 +428,9 @@ s_rebuild_start (self_t *self, zframe_t *identity, const envelope_t *req)
     if (r->in_place) {
         s_pause_live (self, 1);
         projection_set_busy (r->target, 1);
+        /* every case and every partition's checkpoint (the others find theirs moved
+         * when they next begin: projection_begin) */
+        projection_set_all_partitions (r->target, 1);
     }
     if (projection_begin (r->target) != 0 || projection_clear (r->target) != 0) {
         s_rebuild_finish (self, 0, "failed", "cannot reset the read models");
@@ -501,6 +532,57 @@ s_rebuild_tick (self_t *self)
 
 /* ---- control socket -------------------------------------------------------------- */
 
+static int
+s_on_checkpoint (void *arg, const char *name, int64_t position)
+{
+    return json_object_set_new ((json_t *) arg, name, json_integer ((json_int_t) position));
+}
+
+/* ctl.status body. position: where every partition of the current count has got to:
+ * the least of their rows, this projector's own position for its own, and for a
+ * partition without a row the least row of other partition counts (those covered
+ * every case; none: 0); checkpoints: every row; own_position: this projector's.
+ * Without a readable checkpoint table, its own position. NULL on OOM. */
+static json_t *
+s_status (self_t *self)
+{
+    int64_t own = projection_checkpoint (self->projection);
+    int64_t head = self->sub ? subscription_head (self->sub) : 0;
+    json_t *rows = json_object ();
+    if (!rows)
+        return NULL;
+    int64_t position = own;
+    if (projection_checkpoints (self->projection, s_on_checkpoint, rows) == 0) {
+        char suffix [PARTITION_NAME_MAX];
+        snprintf (suffix, sizeof suffix, "-of-%d", self->partitions);
+        int64_t older = -1;             /* least row of another partition count */
+        const char *key;
+        json_t *value;
+        json_object_foreach (rows, key, value) {
+            size_t len = strlen (key), n = strlen (suffix);
+            int current = self->partitions == 1 ? strcmp (key, "projector") == 0
+                        : len > n && strcmp (key + len - n, suffix) == 0;
+            if (!current && (older < 0 || json_integer_value (value) < older))
+                older = json_integer_value (value);
+        }
+        for (int i = 0; i < self->partitions; i++) {
+            char name [PARTITION_NAME_MAX];
+            partition_checkpoint_name (i, self->partitions, name, sizeof name);
+            json_t *row = json_object_get (rows, name);
+            int64_t at = i == self->partition ? own
+                       : row ? json_integer_value (row) : older > 0 ? older : 0;
+            if (at < position)
+                position = at;
+        }
+    }
+    else
+        json_object_clear (rows);
+    return json_pack ("{s:I, s:I, s:I, s:i, s:i, s:o}", "position", (json_int_t) position,
+                      "head", (json_int_t) (head > position ? head : position),
+                      "own_position", (json_int_t) own,
+                      "partition", self->partition, "partitions", self->partitions, "checkpoints", rows);
+}
+
 static void
 s_handle_ctl (self_t *self)
 {
@@ -513,11 +595,11 @@ s_handle_ctl (self_t *self)
     if (rc != 0)
         return;
     if (strcmp (env.type, "ctl.status") == 0) {
-        int64_t position = projection_checkpoint (self->projection);
-        int64_t head = self->sub ? subscription_head (self->sub) : 0;
-        s_send_ctl (self, routes [0], "ctl.status", env.id, env.correlation_id,
-                    json_pack ("{s:I, s:I}", "position", (json_int_t) position,
-                               "head", (json_int_t) (head > position ? head : position)));
+        json_t *status = s_status (self);
+        if (status)
+            s_send_ctl (self, routes [0], "ctl.status", env.id, env.correlation_id, status);
+        else
+            s_send_error (self, routes [0], env.id, env.correlation_id, "failed", "out of memory");
     }
     else
     if (strcmp (env.type, "ctl.rebuild") == 0)
@@ -616,7 +698,7 @@ s_self_new (config_t *config, zsock_t *pipe)
     self->location = readmodel_store_location (self->ops, config);
     self->store_ep = endpoints_get (config, "store");
     self->pub_ep = endpoints_get (config, "store_pub");
-    self->ctl_ep = endpoints_get_bind (config, "projector");     /* bound here */
+    self->ctl_ep = endpoints_get_bind (config, "projector");     /* bound here (partition 0) */
     if (!self->location || !self->store_ep || !self->pub_ep || !self->ctl_ep) {
         log_error (NULL, NULL, "projector: no usable endpoints or data path (ipc path too long?)");
         goto fail;
@@ -624,17 +706,23 @@ s_self_new (config_t *config, zsock_t *pipe)
     self->projection = projection_new_with (self->ops, self->location, config);
     if (!self->projection)
         goto fail;
-    self->ctl = zsock_new (ZMQ_ROUTER);
-    if (!self->ctl)
-        goto fail;
-    zsock_set_linger (self->ctl, 0);
-    if (zsock_bind (self->ctl, "%s", self->ctl_ep) == -1) {   /* tcp: returns the port */
-        log_error (NULL, NULL, "projector: cannot bind %s: %s", self->ctl_ep, zmq_strerror (zmq_errno ()));
-        goto fail;
-    }
-    self->poller = zpoller_new (self->ctl, NULL);
+    projection_partition (self->projection, &self->partition, &self->partitions);
+    self->poller = zpoller_new (NULL);
     if (!self->poller)
         goto fail;
+    /* One control socket: partition 0's (its rebuild covers every partition), so
+     * that the partitions do not fight over one endpoint. */
+    if (self->partition == 0) {
+        self->ctl = zsock_new (ZMQ_ROUTER);
+        if (!self->ctl)
+            goto fail;
+        zsock_set_linger (self->ctl, 0);
+        if (zsock_bind (self->ctl, "%s", self->ctl_ep) == -1) {   /* tcp: returns the port */
+            log_error (NULL, NULL, "projector: cannot bind %s: %s", self->ctl_ep, zmq_strerror (zmq_errno ()));
+            goto fail;
+        }
+        zpoller_add (self->poller, self->ctl);
+    }
     if (pipe)
         zpoller_add (self->poller, pipe);
     if (projection_loaded (self->projection) && s_subscribe (self) != 0)
@@ -654,7 +742,8 @@ projector_run (config_t *config, zsock_t *pipe)
             zsock_signal (pipe, 1);
         return -1;
     }
-    log_info (NULL, NULL, "projector: ready at position %lld, read models %s (%s)%s",
+    log_info (NULL, NULL, "projector: partition %d of %d ready at position %lld, read models %s (%s)%s",
+              self->partition, self->partitions,
               (long long) projection_checkpoint (self->projection), self->location,
               projection_backend (self->projection),
               projection_loaded (self->projection) ? "" : ", not reachable yet");
@@ -673,7 +762,7 @@ projector_run (config_t *config, zsock_t *pipe)
         if (which && which == pipe)
             s_handle_pipe (self);
         else
-        if (which == self->ctl)
+        if (which && which == self->ctl)
             s_handle_ctl (self);
         else
         if (which && self->rebuild && which == self->rebuild->dealer)

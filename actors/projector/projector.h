@@ -9,7 +9,8 @@
 #include "config.h"
 
 /* Runs the projector until SIGINT/SIGTERM, or "$TERM" on pipe when pipe is not NULL
- * (zactor). Opens the read models config "store" names (<data_dir>/readmodels.db, or
+ * (zactor). It projects the cases of its partition (projector_partition of
+ * projector_partitions, common/partition.h); only partition 0 binds "projector". Opens the read models config "store" names (<data_dir>/readmodels.db, or
  * the MongoDB database "mongodb_database": schemas/readmodels.md), binds endpoint
  * "projector", connects to "store" and "store_pub", then signals readiness
  * (ready_signal (), and zsock_signal (pipe) when running as an actor). A MongoDB that

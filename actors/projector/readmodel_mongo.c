@@ -19,7 +19,6 @@
 #include "log.h"
 #include "readmodel_indexes.h"
 
-#define S_CHECKPOINT_ID     "projector"
 #define S_SOCKET_TIMEOUT_MS 30000       /* one bulk of a 10,000-event page may take seconds */
 #define S_DUPLICATE_KEY     11000
 #define S_NS_NOT_FOUND      26
@@ -660,28 +659,30 @@ s_sync (void *impl)
 }
 
 static int
-s_set_checkpoint (void *impl, int64_t position)
+s_set_checkpoint (void *impl, const char *const *names, size_t count, int64_t position)
 {
     s_self_t *self = (s_self_t *) impl;
     if (s_flush_all (self))
         return -1;                      /* rows first: the checkpoint must never claim more */
     s_kept_drop (self);                 /* the batch is over */
-    bson_t selector = BSON_INITIALIZER, update = BSON_INITIALIZER, set, opts = BSON_INITIALIZER, reply;
-    BSON_APPEND_UTF8 (&selector, "_id", S_CHECKPOINT_ID);
-    BSON_APPEND_DOCUMENT_BEGIN (&update, "$set", &set);
-    BSON_APPEND_INT64 (&set, "position", position);
-    bson_append_document_end (&update, &set);
-    BSON_APPEND_BOOL (&opts, "upsert", true);
-    bson_error_t error;
     int rc = 0;
-    if (!mongoc_collection_update_one (self->coll [S_CHECKPOINTS], &selector, &update, &opts, &reply, &error)) {
-        s_fail (self, "writing the checkpoint", &error);
-        rc = -1;
+    for (size_t i = 0; i < count && rc == 0; i++) {
+        bson_t selector = BSON_INITIALIZER, update = BSON_INITIALIZER, set, opts = BSON_INITIALIZER, reply;
+        BSON_APPEND_UTF8 (&selector, "_id", names [i]);
+        BSON_APPEND_DOCUMENT_BEGIN (&update, "$set", &set);
+        BSON_APPEND_INT64 (&set, "position", position);
+        bson_append_document_end (&update, &set);
+        BSON_APPEND_BOOL (&opts, "upsert", true);
+        bson_error_t error;
+        if (!mongoc_collection_update_one (self->coll [S_CHECKPOINTS], &selector, &update, &opts, &reply, &error)) {
+            s_fail (self, "writing the checkpoint", &error);
+            rc = -1;
+        }
+        bson_destroy (&reply);
+        bson_destroy (&selector);
+        bson_destroy (&update);
+        bson_destroy (&opts);
     }
-    bson_destroy (&reply);
-    bson_destroy (&selector);
-    bson_destroy (&update);
-    bson_destroy (&opts);
     return rc;
 }
 
@@ -703,20 +704,26 @@ s_ensure_indexes (s_self_t *self)
     return 0;
 }
 
+/* The named checkpoint, else the least of all (one per partition: few documents). */
 static int
-s_load (void *impl, int64_t *position)
+s_checkpoint_get (void *impl, const char *name, int64_t *position)
 {
     s_self_t *self = (s_self_t *) impl;
     *position = 0;
-    if (s_ensure_indexes (self))
-        return -1;
     bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER;
-    BSON_APPEND_UTF8 (&filter, "_id", S_CHECKPOINT_ID);
-    BSON_APPEND_INT64 (&opts, "limit", 1);
     mongoc_cursor_t *cursor = mongoc_collection_find_with_opts (self->coll [S_CHECKPOINTS], &filter, &opts, NULL);
     const bson_t *doc;
-    if (cursor && mongoc_cursor_next (cursor, &doc))
-        *position = s_int (doc, "position");
+    int64_t own = -1, least = -1;
+    while (cursor && mongoc_cursor_next (cursor, &doc)) {
+        bson_iter_t it;
+        int64_t at = s_int (doc, "position");
+        if (bson_iter_init_find (&it, doc, "_id") && BSON_ITER_HOLDS_UTF8 (&it)
+        &&  strcmp (bson_iter_utf8 (&it, NULL), name) == 0)
+            own = at;
+        if (least < 0 || at < least)
+            least = at;
+    }
+    *position = own >= 0 ? own : least >= 0 ? least : 0;
     bson_error_t error;
     int rc = 0;
     if (!cursor || mongoc_cursor_error (cursor, &error)) {
@@ -728,7 +735,40 @@ s_load (void *impl, int64_t *position)
     mongoc_cursor_destroy (cursor);
     bson_destroy (&filter);
     bson_destroy (&opts);
+    return rc < 0 ? -1 : own >= 0 ? 0 : 1;
+}
+
+static int
+s_checkpoints (void *impl, rm_checkpoint_fn *fn, void *arg)
+{
+    s_self_t *self = (s_self_t *) impl;
+    bson_t filter = BSON_INITIALIZER;
+    mongoc_cursor_t *cursor = mongoc_collection_find_with_opts (self->coll [S_CHECKPOINTS], &filter, NULL, NULL);
+    const bson_t *doc;
+    int stopped = 0;
+    while (!stopped && cursor && mongoc_cursor_next (cursor, &doc)) {
+        bson_iter_t it;
+        if (bson_iter_init_find (&it, doc, "_id") && BSON_ITER_HOLDS_UTF8 (&it))
+            stopped = fn (arg, bson_iter_utf8 (&it, NULL), s_int (doc, "position")) != 0;
+    }
+    bson_error_t error;
+    int rc = stopped ? -1 : 0;
+    if (!cursor || mongoc_cursor_error (cursor, &error)) {
+        s_fail (self, "reading the checkpoints", cursor ? &error : NULL);
+        rc = -1;
+    }
+    mongoc_cursor_destroy (cursor);
+    bson_destroy (&filter);
     return rc;
+}
+
+static int
+s_load (void *impl, const char *checkpoint, int64_t *position)
+{
+    *position = 0;
+    if (s_ensure_indexes ((s_self_t *) impl))
+        return -1;
+    return s_checkpoint_get (impl, checkpoint, position) < 0 ? -1 : 0;
 }
 
 static int
@@ -1048,6 +1088,8 @@ const readmodel_store_ops_t readmodel_mongo_ops = {
     .open = s_open,
     .close = s_close,
     .load = s_load,
+    .checkpoint_get = s_checkpoint_get,
+    .checkpoints = s_checkpoints,
     .is_readmodel = s_is_readmodel,
     .begin = s_begin,
     .clear = s_clear,

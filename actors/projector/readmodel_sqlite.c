@@ -18,7 +18,12 @@
 #include "log.h"
 #include "readmodel_schema.h"
 
-#define S_CHECKPOINT_NAME "projector"
+/* How long a write waits for the file's lock (another projector partition, a
+ * rebuild in place) before the batch counts as failed and is retried, and how often
+ * it tries meanwhile: often, so that a writer that commits and soon begins again
+ * does not starve the other (SQLite's own handler backs off to 100 ms). */
+#define S_BUSY_TIMEOUT_MS 10000
+#define S_BUSY_POLL_US    2000
 
 /* Audit-trail rows are inserted this many to a statement: the cost of running a
  * statement is paid once for all of them. */
@@ -44,8 +49,9 @@ enum {
  * the caller learns whether the row was new). Parameters of both: ?1 id, ?2 case_id,
  * ?3 seq, ?4 updated_position, ?5 json, ?6 company_id, ?7 status. */
 static const char *s_sql [S_STMT_COUNT] = {
-    [S_CHECKPOINT_GET] = "SELECT position FROM checkpoint WHERE name = '" S_CHECKPOINT_NAME "'",
-    [S_CHECKPOINT_PUT] = "INSERT INTO checkpoint (name, position) VALUES ('" S_CHECKPOINT_NAME "', ?1) "
+    /* every row: one per partition (readmodel_store.h, load) */
+    [S_CHECKPOINT_GET] = "SELECT name, position FROM checkpoint",
+    [S_CHECKPOINT_PUT] = "INSERT INTO checkpoint (name, position) VALUES (?1, ?2) "
                          "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
     [S_CASE_GET]       = "SELECT seq, updated_position, summary_json, client_id, traitement_type, status "
                          "FROM cases WHERE id = ?1",
@@ -256,6 +262,17 @@ s_events_many_sql (void)
     return sql;
 }
 
+/* Busy handler: polls every S_BUSY_POLL_US up to S_BUSY_TIMEOUT_MS. */
+static int
+s_on_busy (void *arg, int count)
+{
+    (void) arg;
+    if ((int64_t) count * S_BUSY_POLL_US >= (int64_t) S_BUSY_TIMEOUT_MS * 1000)
+        return 0;
+    usleep (S_BUSY_POLL_US);
+    return 1;
+}
+
 /* Opens path. bulk: a rebuild target nobody reads before it is complete, so a
  * crash may leave it broken (it is thrown away): the journal stays in memory, no
  * write waits for the disk until the final commit, and no other connection may
@@ -274,7 +291,7 @@ s_open_file (const char *path, int bulk)
                    self->db ? sqlite3_errmsg (self->db) : "out of memory");
         goto fail;
     }
-    sqlite3_busy_timeout (self->db, 5000);
+    sqlite3_busy_handler (self->db, s_on_busy, NULL);
     /* Row records of a batch are bigger than the default lookaside slots. */
     sqlite3_db_config (self->db, SQLITE_DBCONFIG_LOOKASIDE, NULL, 2048, 64);
     /* Live: synchronous=NORMAL in WAL never corrupts, and the checkpoint commits
@@ -341,14 +358,43 @@ s_open_rebuild (const char *location, config_t *config)
 }
 
 static int
-s_load (void *impl, int64_t *position)
+s_checkpoint_get (void *impl, const char *name, int64_t *position)
 {
     s_self_t *self = (s_self_t *) impl;
     sqlite3_stmt *st = self->stmt [S_CHECKPOINT_GET];
-    int rc = sqlite3_step (st);
-    *position = rc == SQLITE_ROW ? sqlite3_column_int64 (st, 0) : 0;
+    int64_t own = -1, least = -1;
+    int rc;
+    while ((rc = sqlite3_step (st)) == SQLITE_ROW) {
+        const char *row = (const char *) sqlite3_column_text (st, 0);
+        int64_t at = sqlite3_column_int64 (st, 1);
+        if (row && strcmp (row, name) == 0)
+            own = at;
+        if (least < 0 || at < least)
+            least = at;
+    }
     sqlite3_reset (st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+    *position = own >= 0 ? own : least >= 0 ? least : 0;
+    return rc != SQLITE_DONE ? -1 : own >= 0 ? 0 : 1;
+}
+
+static int
+s_checkpoints (void *impl, rm_checkpoint_fn *fn, void *arg)
+{
+    s_self_t *self = (s_self_t *) impl;
+    sqlite3_stmt *st = self->stmt [S_CHECKPOINT_GET];
+    int rc, stopped = 0;
+    while (!stopped && (rc = sqlite3_step (st)) == SQLITE_ROW) {
+        const char *name = (const char *) sqlite3_column_text (st, 0);
+        stopped = name && fn (arg, name, sqlite3_column_int64 (st, 1)) != 0;
+    }
+    sqlite3_reset (st);
+    return stopped || rc != SQLITE_DONE ? -1 : 0;
+}
+
+static int
+s_load (void *impl, const char *checkpoint, int64_t *position)
+{
+    return s_checkpoint_get (impl, checkpoint, position) < 0 ? -1 : 0;
 }
 
 static int
@@ -673,14 +719,19 @@ s_sync (void *impl)
 }
 
 static int
-s_set_checkpoint (void *impl, int64_t position)
+s_set_checkpoint (void *impl, const char *const *names, size_t count, int64_t position)
 {
     s_self_t *self = (s_self_t *) impl;
     if (s_flush_events (self))
         return -1;
     sqlite3_stmt *st = self->stmt [S_CHECKPOINT_PUT];
-    sqlite3_bind_int64 (st, 1, position);
-    return s_step_done (self, st);
+    for (size_t i = 0; i < count; i++) {
+        sqlite3_bind_text (st, 1, names [i], -1, SQLITE_STATIC);
+        sqlite3_bind_int64 (st, 2, position);
+        if (s_step_done (self, st))
+            return -1;
+    }
+    return 0;
 }
 
 const readmodel_store_ops_t readmodel_sqlite_ops = {
@@ -690,6 +741,8 @@ const readmodel_store_ops_t readmodel_sqlite_ops = {
     .open_rebuild = s_open_rebuild,
     .close = s_close,
     .load = s_load,
+    .checkpoint_get = s_checkpoint_get,
+    .checkpoints = s_checkpoints,
     .is_readmodel = s_is_readmodel,
     .begin = s_begin,
     .clear = s_clear,

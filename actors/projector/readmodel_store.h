@@ -58,6 +58,8 @@ typedef struct {
  * (the read then fails). */
 typedef int (rm_case_fn) (void *arg, const rm_case_row_t *row);
 typedef int (rm_row_fn) (void *arg, const rm_row_t *row);
+/* A checkpoint row: its name (borrowed for the call) and position. */
+typedef int (rm_checkpoint_fn) (void *arg, const char *name, int64_t position);
 
 /* Every operation returns 0 ok, -1 failed (logged) unless it says otherwise. `impl` is
  * the backend's own state. Writes happen between begin and commit; a transactional
@@ -79,8 +81,18 @@ typedef struct {
      * rebuild failed is then left as it was. */
     void *(*open_rebuild) (const char *location, config_t *config);
     void  (*close) (void *impl);
-    /* Ready to use: schema/indexes in place, checkpoint read into *position. */
-    int   (*load) (void *impl, int64_t *position);
+    /* Ready to use: schema/indexes in place, checkpoint read into *position as
+     * checkpoint_get does. */
+    int   (*load) (void *impl, const char *checkpoint, int64_t *position);
+    /* The checkpoint row named name (one per projector partition: partition.h); when
+     * there is none, the least of every row (a partition new to the read models starts
+     * where the slowest one stopped: each write is guarded by the event's position, so
+     * what another partition count applied already is found and left as it is); 0
+     * when there are no rows. Returns 0 when the named row exists, 1 when *position
+     * is that fallback, -1 on failure. */
+    int   (*checkpoint_get) (void *impl, const char *name, int64_t *position);
+    /* Every checkpoint row, in any order (status: one per partition). */
+    int   (*checkpoints) (void *impl, rm_checkpoint_fn *fn, void *arg);
     /* 1 when location does not exist or holds nothing but read models (so a rebuild
      * may drop them), 0 when it holds anything else, -1 when it cannot be told. */
     int   (*is_readmodel) (const char *location, config_t *config);
@@ -118,8 +130,9 @@ typedef struct {
     void  (*set_busy) (void *impl, int busy);
     /* Makes every write so far visible to the reads that follow. */
     int   (*sync) (void *impl);
-    /* The checkpoint, after everything written before it. */
-    int   (*set_checkpoint) (void *impl, int64_t position);
+    /* The checkpoint rows names[0..count-1] (a partition's own; every partition's
+     * after a rebuild), after everything written before them. */
+    int   (*set_checkpoint) (void *impl, const char *const *names, size_t count, int64_t position);
 } readmodel_store_ops_t;
 
 extern const readmodel_store_ops_t readmodel_sqlite_ops;

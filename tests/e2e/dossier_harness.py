@@ -279,16 +279,30 @@ class Dossier:
         finally:
             con.close()
 
-    def projector_checkpoint(self):
+    def projector_checkpoints(self):
+        """{name: position} of every projector checkpoint row: "projector" with one
+        partition, "projector/<i>-of-<n>" with several (common/partition.h)."""
         if self.backend == "mongodb":
-            doc = self._mongo_db()["rm_checkpoints"].find_one({"_id": "projector"})
-            return doc["position"] if doc else 0
-        con = sqlite3.connect("file:%s?mode=ro" % os.path.join(self.data, "readmodels.db"), uri=True, timeout=10)
+            return {d["_id"]: d["position"] for d in self._mongo_db()["rm_checkpoints"].find({})}
+        path = os.path.join(self.data, "readmodels.db")
+        if not os.path.exists(path):
+            return {}
+        con = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=10)
         try:
-            row = con.execute("SELECT position FROM checkpoint WHERE name = 'projector'").fetchone()
-            return row[0] if row else 0
+            return dict(con.execute("SELECT name, position FROM checkpoint").fetchall())
         finally:
             con.close()
+
+    def projector_checkpoint(self, partitions=None):
+        """Where every partition has got to: the least checkpoint row (0 before any);
+        with partitions = N, the least of the rows of N partitions (a missing one: 0),
+        not counting rows that another partition count left behind."""
+        rows = self.projector_checkpoints()
+        if partitions:
+            names = ["projector"] if partitions == 1 else \
+                ["projector/%d-of-%d" % (i, partitions) for i in range(partitions)]
+            return min(rows.get(n, 0) for n in names)
+        return min(rows.values()) if rows else 0
 
     def events_of_type(self, type_):
         if self.backend == "mongodb":

@@ -1,7 +1,8 @@
 /* test_projection_actor — the projector actor (projector.c) against a fake store
  * made of real sockets in this thread: catch-up, live batches, a poison event,
  * ctl.status, a rebuild into a target equal to the live read models, an in-place
- * rebuild, and refusals (busy, bad target, unknown type); on SQLite and on MongoDB
+ * rebuild, and refusals (busy, bad target, unknown type), two partitions as two
+ * actors; on SQLite and on MongoDB
  * (a private FerretDB), where it also starts before its database is up. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -347,6 +348,85 @@ test_catch_up_live_and_rebuilds_mongo (void **state)
     s_catch_up_live_and_rebuilds (1);
 }
 
+/* Two partitions as two actors on one read-model store: partition 0 answers the
+ * control socket, its status counts both checkpoints, and its rebuild (into a target,
+ * and in place on SQLite) covers both; in place on MongoDB is refused. */
+static void
+s_two_partitions (int mongo)
+{
+    ctx_t c;
+    s_setup_store (&c, mongo);
+    c.visible = 6;
+    setenv ("DOSSIER_PROJECTOR_PARTITIONS", "2", 1);
+    setenv ("DOSSIER_PROJECTOR_PARTITION", "1", 1);
+    config_t *config1 = config_load (NULL);         /* its own: config_get is not thread-safe */
+    zactor_t *second = zactor_new (projector_actor, config1);
+    assert_non_null (second);
+    setenv ("DOSSIER_PROJECTOR_PARTITION", "0", 1);
+    s_start_projector (&c);
+    s_wait_position (&c, 6);
+    s_commit (&c, 12);
+    s_commit (&c, (int64_t) c.log.count);
+    s_wait_position (&c, (int64_t) c.log.count);
+
+    s_ctl_send (&c, "ctl.status", "st-2", NULL);
+    char type [ENVELOPE_TYPE_MAX], cause [ENVELOPE_ID_MAX];
+    json_t *status = s_ctl_recv (&c, type, cause);
+    assert_string_equal (type, "ctl.status");
+    assert_int_equal (json_integer_value (json_object_get (status, "partitions")), 2);
+    assert_int_equal (json_integer_value (json_object_get (status, "partition")), 0);
+    json_t *rows = json_object_get (status, "checkpoints");
+    assert_int_equal (json_object_size (rows), 2);
+    assert_int_equal (json_integer_value (json_object_get (rows, "projector/0-of-2")), (int64_t) c.log.count);
+    assert_int_equal (json_integer_value (json_object_get (rows, "projector/1-of-2")), (int64_t) c.log.count);
+    json_decref (status);
+
+    char target [160], body [256], error [64] = "";
+    int progress;
+    if (mongo)
+        snprintf (target, sizeof target, "%s_rebuilt", c.db);
+    else
+        snprintf (target, sizeof target, "%s/rebuilt.db", c.tmp.dir);
+    snprintf (body, sizeof body, "{\"target\":\"%s\"}", target);
+    char *live_dump = s_dump (&c, NULL);
+    assert_int_equal (s_rebuild (&c, body, &progress, error), (int64_t) c.log.count);
+    char *target_dump = s_dump (&c, target);
+    assert_string_equal (live_dump, target_dump);
+    free (target_dump);
+    if (mongo) {
+        assert_int_equal (s_rebuild (&c, NULL, &progress, error), -1);
+        assert_string_equal (error, "validation.target");
+        s_drop (target);
+    }
+    else {
+        assert_int_equal (s_rebuild (&c, NULL, &progress, error), (int64_t) c.log.count);
+        char *again = s_dump (&c, NULL);
+        assert_string_equal (live_dump, again);
+        free (again);
+    }
+    free (live_dump);
+    assert_int_equal (s_status (&c, NULL), (int64_t) c.log.count);
+    zactor_destroy (&second);
+    config_destroy (&config1);
+    unsetenv ("DOSSIER_PROJECTOR_PARTITIONS");
+    unsetenv ("DOSSIER_PROJECTOR_PARTITION");
+    s_teardown (&c);
+}
+
+static void
+test_two_partitions (void **state)
+{
+    (void) state;
+    s_two_partitions (0);
+}
+
+static void
+test_two_partitions_mongo (void **state)
+{
+    (void) state;
+    s_two_partitions (1);
+}
+
 static void
 test_control_refusals (void **state)
 {
@@ -532,7 +612,9 @@ main (void)
         cmocka_unit_test (test_catch_up_in_shared_transactions),
         cmocka_unit_test (test_control_refusals),
         cmocka_unit_test (test_restart_resumes_from_checkpoint),
+        cmocka_unit_test (test_two_partitions),
         cmocka_unit_test (test_catch_up_live_and_rebuilds_mongo),
+        cmocka_unit_test (test_two_partitions_mongo),
         cmocka_unit_test (test_control_refusals_mongo),
         cmocka_unit_test (test_restart_resumes_from_checkpoint_mongo),
         cmocka_unit_test (test_starts_before_its_database_mongo),

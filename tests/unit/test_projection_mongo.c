@@ -209,9 +209,9 @@ s_faulty_sync (void *impl)
 }
 
 static int
-s_faulty_checkpoint (void *impl, int64_t position)
+s_faulty_checkpoint (void *impl, const char *const *names, size_t count, int64_t position)
 {
-    return s_fail_checkpoint ? -1 : readmodel_mongo_ops.set_checkpoint (impl, position);
+    return s_fail_checkpoint ? -1 : readmodel_mongo_ops.set_checkpoint (impl, names, count, position);
 }
 
 static void
