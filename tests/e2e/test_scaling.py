@@ -7,7 +7,8 @@ and each equals `dossier rebuild --to` of its own log.
 "The same" is modulo what cannot be the same between two runs: global positions
 (positions of different cases interleave differently: seq, updated_position,
 position, and "position" inside the audit-trail JSON) and wall-clock times (the
-handler stamps created_at / changed_at / updated_at when it decides). A rebuild of
+handler stamps created_at / changed_at / updated_at when it decides) and trace context
+(each run's commands start their own traces: "traceparent" in the audit-trail JSON). A rebuild of
 one run's log is compared byte for byte, positions, times and checkpoints included.
 
 The first test sends the records through `dossier ingest FILE`, which only ingest
@@ -37,6 +38,8 @@ SCALED = dict(ONE, handler=3, projector=2, gateway=2, ingest=2)
 
 TIME = re.compile(r'"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z"')
 POSITION_IN_JSON = re.compile(r'"position":\d+')
+# Each run starts its own traces (the handler begins one for a command that has none).
+TRACEPARENT_IN_JSON = re.compile(r'(\\?"traceparent\\?":\\?")[0-9a-f-]+')
 POSITION_COLUMNS = {"seq", "updated_position", "position"}
 
 
@@ -57,6 +60,7 @@ def _normal(value):
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
     if isinstance(value, str):
+        value = TRACEPARENT_IN_JSON.sub(r'\1<trace>', value)
         return POSITION_IN_JSON.sub('"position":0', TIME.sub('"<time>"', value))
     return value
 
