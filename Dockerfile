@@ -8,7 +8,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         build-essential pkg-config libzmq3-dev libczmq-dev libmsgpack-dev libjansson-dev \
         libsqlite3-dev libh2o-evloop-dev libssl-dev zlib1g-dev libcurl4-openssl-dev \
-        librdkafka-dev libmongoc-dev libbson-dev \
+        librdkafka-dev libmongoc-dev libbson-dev libmicrohttpd-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # The whole context: .dockerignore leaves out build output, caches, tests and docs.
@@ -25,7 +25,7 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         libczmq4 libzmq5 libmsgpackc2 libjansson4 libsqlite3-0 libh2o-evloop0.13 \
-        librdkafka1 libmongoc-1.0-0 libbson-1.0-0 libcurl4 libssl3 zlib1g \
+        librdkafka1 libmongoc-1.0-0 libbson-1.0-0 libcurl4 libssl3 zlib1g libmicrohttpd12 \
         ca-certificates curl tini \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --home-dir /data --no-create-home --shell /usr/sbin/nologin dossier \

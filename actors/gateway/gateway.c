@@ -4,6 +4,7 @@
  * gateway_commands, which turns them into broker commands and answers when the
  * reply comes. Every query of one loop turn shares one read snapshot. */
 #include "gateway.h"
+#include "health.h"
 #include "gateway_commands.h"
 #include "gw_h2o.h"
 #include "http_reply.h"
@@ -507,6 +508,7 @@ int
 gateway_run (gateway_t *self)
 {
     while (!atomic_load (&self->stop) && !zsys_interrupted) {
+        health_beat ();
         h2o_evloop_run (self->ctx.loop, S_RUN_SLICE_MS);
         /* One read snapshot per turn: answers are never older than the turn. */
         gw_reader_release (self->reader);

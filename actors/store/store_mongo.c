@@ -39,6 +39,7 @@
  * positions); the FerretDB test server only compares whole arrays, the scalar
  * indexes above still hold there. */
 #include "store_backend.h"
+#include "health.h"
 #include "log.h"
 
 #include <czmq.h>
@@ -1294,6 +1295,7 @@ s_backoff (int64_t ms)
 {
     int64_t until = s_now_ms () + ms;
     while (!zsys_interrupted) {
+        health_beat ();         /* waiting for MongoDB is not a stuck loop */
         int64_t left = until - s_now_ms ();
         if (left <= 0)
             return true;
