@@ -46,7 +46,9 @@ ENV DOSSIER_DATA_DIR=/data \
 USER 10001:10001
 WORKDIR /data
 VOLUME ["/data"]
-EXPOSE 8080
+# 8080: the gateway's HTTP; 9100: any process's own /metrics, /healthz and /ready
+# when DOSSIER_METRICS_PORT says so (compose and Kubernetes do).
+EXPOSE 8080 9100
 # tini reaps children and forwards signals; the entrypoint wires the readiness file.
 ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/dossier-entrypoint"]
 CMD ["dossier-supervisor", "--config", "/etc/dossier/dossier.cfg"]
