@@ -50,33 +50,55 @@ health_set_ready (bool ready, const char *reason)
     pthread_mutex_unlock (&s_lock);
 }
 
+/* Age of the heartbeat in ms; 0 before the first beat (a starting process is alive). */
+static int64_t
+s_beat_age (void)
+{
+    int64_t beat = atomic_load_explicit (&s_beat_ms, memory_order_relaxed);
+    return beat ? s_now_ms () - beat : 0;
+}
+
+health_state_t
+health_state (int64_t stall_ms)
+{
+    if (stall_ms > 0 && s_beat_age () > stall_ms)
+        return HEALTH_STALLED;
+    if (!atomic_load (&s_started))
+        return HEALTH_STARTING;
+    pthread_mutex_lock (&s_lock);
+    bool ready = s_ready;
+    pthread_mutex_unlock (&s_lock);
+    return ready ? HEALTH_OK : HEALTH_NOT_READY;
+}
+
+const char *
+health_state_name (health_state_t state)
+{
+    static const char *const names [HEALTH_STATES] = { "ok", "starting", "not_ready", "stalled" };
+    return state < HEALTH_STATES ? names [state] : "unknown";
+}
+
 int
 health_answer (bool want_ready, int64_t stall_ms, char *body, size_t size)
 {
-    int64_t beat = atomic_load_explicit (&s_beat_ms, memory_order_relaxed);
-    int64_t age = beat ? s_now_ms () - beat : 0;
-    if (beat && stall_ms > 0 && age > stall_ms) {
+    health_state_t state = health_state (stall_ms);
+    if (state == HEALTH_STALLED) {
         snprintf (body, size, "{\"status\":\"stalled\",\"reason\":\"main loop silent for %lld ms\"}",
-                  (long long) age);
+                  (long long) s_beat_age ());
         return 503;
     }
-    if (!want_ready) {
+    if (!want_ready || state == HEALTH_OK) {
         snprintf (body, size, "{\"status\":\"ok\"}");
         return 200;
     }
-    if (!atomic_load (&s_started)) {
+    if (state == HEALTH_STARTING) {
         snprintf (body, size, "{\"status\":\"starting\",\"reason\":\"not ready yet\"}");
         return 503;
     }
     char reason [S_REASON_MAX];
     pthread_mutex_lock (&s_lock);
-    bool ready = s_ready;
     memcpy (reason, s_reason, sizeof reason);
     pthread_mutex_unlock (&s_lock);
-    if (ready) {
-        snprintf (body, size, "{\"status\":\"ok\"}");
-        return 200;
-    }
     json_text_t text;
     json_text_init (&text);
     json_text_raw (&text, "{\"status\":\"not_ready\",\"reason\":", 31);

@@ -23,6 +23,20 @@ void health_started (void);
  * changed, but meant for changes of state, not every turn. */
 void health_set_ready (bool ready, const char *reason);
 
+typedef enum {
+    HEALTH_OK = 0,
+    HEALTH_STARTING,            /* has not said ready yet */
+    HEALTH_NOT_READY,           /* said so itself (health_set_ready) */
+    HEALTH_STALLED,             /* heartbeat older than the limit */
+    HEALTH_STATES
+} health_state_t;
+
+/* The state now (stalled before anything else). Thread-safe. */
+health_state_t health_state (int64_t stall_ms);
+
+/* "ok", "starting", "not_ready", "stalled": the JSON status and the metric label. */
+const char *health_state_name (health_state_t state);
+
 /* What /healthz (want_ready false) or /ready (true) answers now: 200 or 503, with a
  * JSON object written into body (NUL-terminated, truncated to size). A heartbeat
  * older than stall_ms is a stalled loop: 503 for both. Before the first beat the

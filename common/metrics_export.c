@@ -3,6 +3,7 @@
  * counters are bumped deep inside codecs and loops that should not carry it. */
 #include "metrics_export.h"
 #include "endpoints.h"
+#include "health.h"
 #include "log.h"
 #include "metrics_http.h"
 
@@ -30,6 +31,8 @@ static struct {
     pthread_cond_t wake;
     bool running, stopping;
     metrics_http_t *http;       /* the process's own port, when metrics_port is set */
+    long stall_ms;              /* health_stall_ms */
+    metric_t *health [HEALTH_STATES];   /* dossier_process_health, one series per state */
 } s_export = { .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER };
 
 metrics_t *
@@ -58,6 +61,17 @@ metrics_export_flush (void)
     return rc;
 }
 
+/* The health state as a state set: 1 on the current state, 0 on the others. Set on
+ * the writer's thread, so a stuck main loop shows as stalled in the file (and the
+ * gateway's /ready names it) while the loop itself does nothing. */
+static void
+s_update_health (void)
+{
+    health_state_t now = health_state (s_export.stall_ms);
+    for (int i = 0; i < HEALTH_STATES; i++)
+        metric_set (s_export.health [i], i == (int) now ? 1 : 0);
+}
+
 static void *
 s_writer (void *arg)
 {
@@ -71,6 +85,7 @@ s_writer (void *arg)
         if (s_export.stopping)
             break;
         pthread_mutex_unlock (&s_export.lock);
+        s_update_health ();
         metrics_export_flush ();
         pthread_mutex_lock (&s_export.lock);
     }
@@ -116,8 +131,7 @@ s_start_http (config_t *config)
     char endpoint [160];
     snprintf (endpoint, sizeof endpoint, "tcp://%s%s", strchr (port, ':') ? "" : "*:", port);
     char *address = endpoints_bind_address (endpoint);
-    long stall_ms = config_get_long (config, "health_stall_ms", 15000);
-    s_export.http = metrics_http_start (address, s_export.registry, stall_ms);
+    s_export.http = metrics_http_start (address, s_export.registry, s_export.stall_ms);
     free (address);
 }
 
@@ -139,6 +153,15 @@ metrics_export_start (config_t *config, const char *process)
         log_error (NULL, NULL, "metrics: out of memory");
         return -1;
     }
+    s_export.stall_ms = config_get_long (config, "health_stall_ms", 15000);
+    for (int i = 0; i < HEALTH_STATES; i++) {
+        char state [64];
+        snprintf (state, sizeof state, "state=\"%s\"", health_state_name ((health_state_t) i));
+        s_export.health [i] = metrics_gauge (s_export.registry, "dossier_process_health",
+            "1 for the process's health state now (ok, starting, not_ready, stalled: main loop silent "
+            "longer than health_stall_ms), 0 for the others.", state);
+    }
+    s_update_health ();
     s_start_http (config);
     if (zsys_dir_create ("%s", dir) != 0) {
         log_warn (NULL, NULL, "metrics: cannot create %s: %s; metrics are not exported", dir, strerror (errno));
@@ -187,6 +210,7 @@ metrics_export_stop (void)
     free (s_export.tmp);
     s_export.path = s_export.tmp = NULL;
     metrics_destroy (&s_export.registry);
+    memset (s_export.health, 0, sizeof s_export.health);
 }
 
 /* ---- merging ------------------------------------------------------------------- */

@@ -133,6 +133,8 @@ s_ready (gateway_t *self, h2o_req_t *req)
     }
     /* The supervisor's children: one probe tells which process is down. */
     gw_ready_children (self->config, 5000, out, &reasons);
+    /* ... and every process's own health: a loop that is stuck, a process not ready. */
+    gw_ready_processes (self->config, 5000, out, &reasons);
     if (reasons == 0) {
         static const char ok [] = "{\"status\":\"ready\"}";
         gw_respond_static (req, 200, ok, sizeof ok - 1);

@@ -2,8 +2,8 @@
 containers use it: under one supervisor the supervisor answers on the base port and
 its n-th child (`dossier status` order, from 1) on base + n. Every process serves its
 own /metrics with its process label, /healthz and /ready; a handler whose main loop
-is frozen while its other threads run answers 503 on /healthz within the stall limit,
-and 200 again once it runs."""
+is frozen while its other threads run answers 503 on /healthz within the stall limit
+(and the gateway's /ready names it), and 200 again once it runs."""
 import ctypes
 import os
 import signal
@@ -52,8 +52,7 @@ def _get(port, path, timeout=5):
 
 
 def _families(port):
-    text = _get(port, "/metrics")[2]
-    return parse(text) if text else {}      # a registry with no series yet: empty
+    return parse(_get(port, "/metrics")[2])
 
 
 @pytest.fixture(scope="module")
@@ -83,11 +82,13 @@ def test_every_process_answers_on_its_own_port(dossier):
         status, ctype, body = _get(port, "/metrics")
         assert status == 200, (name, status, body)
         assert ctype.startswith("text/plain; version=0.0.4"), ctype
-        # Only this process's registry: every sample carries its own labels. (A
-        # handler that has answered nothing yet has no series at all: an empty text.)
-        families = parse(body) if body or name != "handler" else {}
+        # Only this process's registry: every sample carries its own labels.
+        families = parse(body)
         labels = {(l.get("process"), l.get("instance")) for fam in families.values() for _, l, _ in fam["samples"]}
-        assert labels == {(name, str(instance))} or (name == "handler" and not labels), (name, instance, labels)
+        assert labels == {(name, str(instance))}, (name, instance, labels)
+        # Its health as a state set: ok now.
+        health = {l["state"]: v for _, l, v in series(families, "dossier_process_health")}
+        assert health == {"ok": 1, "starting": 0, "not_ready": 0, "stalled": 0}, (name, health)
         assert _get(port, "/healthz") == (200, "application/json", '{"status":"ok"}'), name
         wait_for(lambda: _get(port, "/ready")[0] == 200, 30, what="%s#%d /ready" % (name, instance))
         status, ctype, body = _get(port, "/nope")
@@ -142,9 +143,15 @@ def test_a_frozen_main_loop_turns_healthz_503(dossier):
         # Other processes are not affected.
         store = next(p for p in _ports(dossier) if p[0] == "store")
         assert _get(store[3], "/healthz")[0] == 200
+        # On one host the gateway's /ready names it too: the handler's metrics file
+        # (written by its own thread, not the loop) says stalled.
+        r = wait_for(lambda: (lambda r: r if r.status == 503 else None)(dossier.get("/ready", timeout=5)), 10,
+                     interval=0.2, what="the gateway's /ready 503")
+        assert "%s#%d stalled" % (name, instance) in r.json()["reasons"], r
     finally:
         libc.ptrace(_PTRACE_DETACH, pid, None, None)
     wait_for(lambda: _get(port, "/healthz")[0] == 200, 10, what="the handler's /healthz back to 200")
+    wait_for(lambda: dossier.get("/ready").status == 200, 15, what="the gateway's /ready 200 again")
     assert dossier.pids("handler").count(pid) == 1, "the handler was restarted rather than resumed"
 
 

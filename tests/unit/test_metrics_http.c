@@ -95,7 +95,9 @@ test_metrics_health_ready_and_errors (void **state)
     assert_int_equal (a.status, 503);
     assert_non_null (strstr (a.body, "\"status\":\"starting\""));
 
+    assert_int_equal (health_state (60000), HEALTH_STARTING);
     health_started ();
+    assert_int_equal (health_state (60000), HEALTH_OK);
     a = s_fetch (port, "GET", "/ready");
     assert_int_equal (a.status, 200);
     assert_string_equal (a.body, "{\"status\":\"ok\"}");
@@ -107,6 +109,7 @@ test_metrics_health_ready_and_errors (void **state)
     assert_string_equal (a.body, "{\"status\":\"not_ready\",\"reason\":\"event log \\\"backend\\\" not reachable\"}");
     a = s_fetch (port, "GET", "/healthz");
     assert_int_equal (a.status, 200);       /* alive, only not ready */
+    assert_int_equal (health_state (60000), HEALTH_NOT_READY);
     health_set_ready (true, NULL);
     assert_int_equal (s_fetch (port, "GET", "/ready").status, 200);
 
@@ -154,6 +157,11 @@ test_stalled_loop_answers_503 (void **state)
     assert_int_equal (a.status, 503);
     assert_non_null (strstr (a.body, "\"status\":\"stalled\""));
     assert_int_equal (s_fetch (port, "GET", "/ready").status, 503);
+    assert_int_equal (health_state (200), HEALTH_STALLED);
+    assert_string_equal (health_state_name (HEALTH_STALLED), "stalled");
+    health_set_ready (false, "x");
+    assert_int_equal (health_state (200), HEALTH_STALLED);     /* stalled comes first */
+    health_set_ready (true, NULL);
     health_beat ();
     assert_int_equal (s_fetch (port, "GET", "/healthz").status, 200);
     assert_int_equal (s_fetch (port, "GET", "/ready").status, 200);
