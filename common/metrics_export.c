@@ -132,6 +132,7 @@ s_start_http (config_t *config)
     snprintf (endpoint, sizeof endpoint, "tcp://%s%s", strchr (port, ':') ? "" : "*:", port);
     char *address = endpoints_bind_address (endpoint);
     s_export.http = metrics_http_start (address, s_export.registry, s_export.stall_ms);
+    metrics_http_on_scrape (s_export.http, s_update_health);   /* as fresh as /healthz */
     free (address);
 }
 

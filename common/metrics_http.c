@@ -22,6 +22,7 @@ struct _metrics_http_t {
     struct MHD_Daemon *daemon;
     metrics_t *registry;
     int64_t stall_ms;
+    void (*refresh) (void);     /* before each /metrics, may be NULL */
 };
 
 static const char s_json [] = "application/json";
@@ -79,6 +80,9 @@ s_answer (void *cls, struct MHD_Connection *connection, const char *url, const c
     if (!get)
         return s_error (connection, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed: GET or HEAD");
     if (strcmp (url, "/metrics") == 0) {
+        void (*refresh) (void) = __atomic_load_n (&self->refresh, __ATOMIC_ACQUIRE);
+        if (refresh)
+            refresh ();
         size_t size = 0;
         char *text = metrics_render (self->registry, &size);
         if (!text)
@@ -191,6 +195,14 @@ metrics_http_start (const char *address, metrics_t *registry, int64_t stall_ms)
     log_info (NULL, NULL, "metrics port: /metrics, /healthz and /ready on %s (port %d)",
               address, metrics_http_port (self));
     return self;
+}
+
+void
+metrics_http_on_scrape (metrics_http_t *self, void (*refresh) (void))
+{
+    /* Set before the first scrape in practice; a scrape racing it sees either. */
+    if (self)
+        __atomic_store_n (&self->refresh, refresh, __ATOMIC_RELEASE);
 }
 
 int

@@ -17,6 +17,10 @@ typedef struct _metrics_http_t metrics_http_t;
  * with metrics_http_stop. */
 metrics_http_t *metrics_http_start (const char *address, metrics_t *registry, int64_t stall_ms);
 
+/* A function the server calls on its thread before each /metrics rendering (series
+ * computed at scrape time, such as the health state); NULL for none. */
+void metrics_http_on_scrape (metrics_http_t *self, void (*refresh) (void));
+
 /* The port actually bound (the one chosen for port 0); 0 when unknown. */
 int metrics_http_port (metrics_http_t *self);
 

@@ -155,14 +155,20 @@ def test_a_frozen_main_loop_turns_healthz_503(dossier):
     assert dossier.pids("handler").count(pid) == 1, "the handler was restarted rather than resumed"
 
 
+def _state(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
 def test_sigstop_of_the_whole_process_leaves_no_answer(dossier):
     """SIGSTOP stops every thread, the port's too: the probe gets no answer at all,
     which probes count as a failure just as they do a 503."""
     _, _, pid, port = next(p for p in _ports(dossier) if p[0] == "handler")
     os.kill(pid, signal.SIGSTOP)
     try:
+        wait_for(lambda: _state(pid) == "T", 10, what="the handler stopped")
         with pytest.raises((socket.timeout, urllib.error.URLError, TimeoutError)):
             _get(port, "/healthz", timeout=2)
     finally:
         os.kill(pid, signal.SIGCONT)
-    wait_for(lambda: _get(port, "/healthz")[0] == 200, 15, what="the handler's /healthz after SIGCONT")
+    wait_for(lambda: _get(port, "/healthz")[0] == 200, 30, what="the handler's /healthz after SIGCONT")

@@ -67,6 +67,14 @@ s_fetch (int port, const char *method, const char *path)
     return answer;
 }
 
+static metrics_t *s_registry;
+
+static void
+s_refresh (void)
+{
+    metric_add (metrics_counter (s_registry, "dossier_test_scrapes_total", "Scrapes.", NULL), 1);
+}
+
 static void
 test_metrics_health_ready_and_errors (void **state)
 {
@@ -75,6 +83,7 @@ test_metrics_health_ready_and_errors (void **state)
     metrics_t *registry = metrics_new ("process=\"test\",instance=\"0\"");
     assert_non_null (registry);
     metric_add (metrics_counter (registry, "dossier_test_things_total", "Things.", NULL), 3);
+    s_registry = registry;
     metrics_http_t *http = metrics_http_start ("tcp://127.0.0.1:0", registry, 60000);
     assert_non_null (http);
     int port = metrics_http_port (http);
@@ -126,6 +135,12 @@ test_metrics_health_ready_and_errors (void **state)
     assert_non_null (strstr (a.body, "\"error\":"));
     a = s_fetch (port, "DELETE", "/ready");
     assert_int_equal (a.status, 405);
+
+    /* A refresh hook runs on every scrape, before the rendering. */
+    metrics_http_on_scrape (http, s_refresh);
+    a = s_fetch (port, "GET", "/metrics");
+    assert_non_null (strstr (a.body, "dossier_test_scrapes_total{process=\"test\",instance=\"0\"} 1\n"));
+    metrics_http_on_scrape (http, NULL);
 
     /* The answer follows the registry as it changes. */
     metric_add (metrics_counter (registry, "dossier_test_things_total", "Things.", NULL), 1);
