@@ -8,7 +8,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         build-essential pkg-config libzmq3-dev libczmq-dev libmsgpack-dev libjansson-dev \
         libsqlite3-dev libh2o-evloop-dev libssl-dev zlib1g-dev libcurl4-openssl-dev \
-        librdkafka-dev libmongoc-dev libbson-dev \
+        librdkafka-dev libmongoc-dev libbson-dev libmicrohttpd-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # The whole context: .dockerignore leaves out build output, caches, tests and docs.
@@ -25,7 +25,7 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         libczmq4 libzmq5 libmsgpackc2 libjansson4 libsqlite3-0 libh2o-evloop0.13 \
-        librdkafka1 libmongoc-1.0-0 libbson-1.0-0 libcurl4 libssl3 zlib1g \
+        librdkafka1 libmongoc-1.0-0 libbson-1.0-0 libcurl4 libssl3 zlib1g libmicrohttpd12 \
         ca-certificates curl tini \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --home-dir /data --no-create-home --shell /usr/sbin/nologin dossier \
@@ -46,7 +46,9 @@ ENV DOSSIER_DATA_DIR=/data \
 USER 10001:10001
 WORKDIR /data
 VOLUME ["/data"]
-EXPOSE 8080
+# 8080: the gateway's HTTP; 9100: any process's own /metrics, /healthz and /ready
+# when DOSSIER_METRICS_PORT says so (compose and Kubernetes do).
+EXPOSE 8080 9100
 # tini reaps children and forwards signals; the entrypoint wires the readiness file.
 ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/dossier-entrypoint"]
 CMD ["dossier-supervisor", "--config", "/etc/dossier/dossier.cfg"]

@@ -3,7 +3,7 @@
 # SANITIZE=1 builds with AddressSanitizer + UndefinedBehaviorSanitizer into build-san/.
 
 CC      ?= cc
-PKGS    := libczmq libzmq msgpack jansson sqlite3 libh2o-evloop rdkafka libmongoc-1.0 libbson-1.0 libcurl
+PKGS    := libczmq libzmq msgpack jansson sqlite3 libh2o-evloop rdkafka libmongoc-1.0 libbson-1.0 libcurl libmicrohttpd
 CONFIG  ?= config/dossier.cfg
 
 ifeq ($(SANITIZE),1)

@@ -2,6 +2,7 @@
  * case hashes to (or the one already busy with that case), replies come back the
  * same way, and a handler that falls silent has its unanswered commands re-sent. */
 #include "broker.h"
+#include "health.h"
 #include "broker_command.h"
 #include "broker_inflight.h"
 #include "broker_metrics.h"
@@ -437,6 +438,7 @@ broker_run (broker_t *self, zsock_t *pipe)
     int n_items = pipe ? 3 : 2;
     log_info (NULL, NULL, "broker routing");
     while (!zsys_interrupted) {
+        health_beat ();
         int rc = zmq_poll (items, n_items, (long) self->tick_ms);
         if (rc == -1) {
             if (zmq_errno () == EINTR)

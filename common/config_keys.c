@@ -20,6 +20,11 @@ static const config_key_t s_keys [] = {
     { "dossier", "instances", "DOSSIER_INSTANCES", NULL, "supervisor,projector", NULL,
       "set by the supervisor per process: how many instances of that process it runs (a projector's default projector_partitions)" },
 
+    { "dossier", "metrics_port", "DOSSIER_METRICS_PORT", "0", S_DAEMONS, NULL,
+      "[host:]port of the process's own /metrics, /healthz and /ready (0: none); under the supervisor a base: the supervisor takes it, its n-th child (dossier status order, from 1) port + n" },
+    { "dossier", "health_stall_ms", "DOSSIER_HEALTH_STALL_MS", "15000", S_DAEMONS, NULL,
+      "a main loop silent this long makes the metrics port's /healthz and /ready answer 503" },
+
     /* ---- gateway ---- */
     { "dossier", "http_addr", "DOSSIER_HTTP_ADDR", "127.0.0.1:8080", "gateway", NULL,
       "gateway listen address host:port (several gateways may share it: SO_REUSEPORT)" },

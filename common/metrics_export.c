@@ -2,7 +2,10 @@
  * gateway serves (see metrics_export.h). The registry is process-wide on purpose:
  * counters are bumped deep inside codecs and loops that should not carry it. */
 #include "metrics_export.h"
+#include "endpoints.h"
+#include "health.h"
 #include "log.h"
+#include "metrics_http.h"
 
 #include <czmq.h>
 #include <dirent.h>
@@ -27,6 +30,9 @@ static struct {
     pthread_mutex_t lock;
     pthread_cond_t wake;
     bool running, stopping;
+    metrics_http_t *http;       /* the process's own port, when metrics_port is set */
+    long stall_ms;              /* health_stall_ms */
+    metric_t *health [HEALTH_STATES];   /* dossier_process_health, one series per state */
 } s_export = { .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER };
 
 metrics_t *
@@ -55,6 +61,17 @@ metrics_export_flush (void)
     return rc;
 }
 
+/* The health state as a state set: 1 on the current state, 0 on the others. Set on
+ * the writer's thread, so a stuck main loop shows as stalled in the file (and the
+ * gateway's /ready names it) while the loop itself does nothing. */
+static void
+s_update_health (void)
+{
+    health_state_t now = health_state (s_export.stall_ms);
+    for (int i = 0; i < HEALTH_STATES; i++)
+        metric_set (s_export.health [i], i == (int) now ? 1 : 0);
+}
+
 static void *
 s_writer (void *arg)
 {
@@ -68,11 +85,55 @@ s_writer (void *arg)
         if (s_export.stopping)
             break;
         pthread_mutex_unlock (&s_export.lock);
+        s_update_health ();
         metrics_export_flush ();
         pthread_mutex_lock (&s_export.lock);
     }
     pthread_mutex_unlock (&s_export.lock);
     return NULL;
+}
+
+int
+metrics_export_port (const char *value, int offset, char *address, size_t size)
+{
+    if (!value || !*value)
+        return 0;
+    const char *colon = strrchr (value, ':');
+    const char *digits = colon ? colon + 1 : value;
+    char *end = NULL;
+    long port = strtol (digits, &end, 10);
+    if (end == digits || *end || port < 0 || port > 65535)
+        return -1;
+    if (port == 0)
+        return 0;
+    port += offset;
+    if (port > 65535 || port < 1)
+        return -1;
+    /* The host as endpoints name a binder's: "*" when left out (a scraper comes from
+     * outside the container), names as ZeroMQ would bind them. */
+    int n = colon ? snprintf (address, size, "%.*s:%ld", (int) (colon - value), value, port)
+                  : snprintf (address, size, "%ld", port);
+    return n > 0 && (size_t) n < size ? 1 : -1;
+}
+
+/* Starts the process's own scrape and health port when metrics_port is set. A
+ * failure is logged and leaves the process running: the files still work. */
+static void
+s_start_http (config_t *config)
+{
+    const char *value = config_get (config, "metrics_port", "0");
+    char port [128];
+    int set = metrics_export_port (value, 0, port, sizeof port);
+    if (set < 0)
+        log_error (NULL, NULL, "metrics: metrics_port %s is not [host:]port; no metrics port", value);
+    if (set <= 0)
+        return;
+    char endpoint [160];
+    snprintf (endpoint, sizeof endpoint, "tcp://%s%s", strchr (port, ':') ? "" : "*:", port);
+    char *address = endpoints_bind_address (endpoint);
+    s_export.http = metrics_http_start (address, s_export.registry, s_export.stall_ms);
+    metrics_http_on_scrape (s_export.http, s_update_health);   /* as fresh as /healthz */
+    free (address);
 }
 
 int
@@ -93,6 +154,16 @@ metrics_export_start (config_t *config, const char *process)
         log_error (NULL, NULL, "metrics: out of memory");
         return -1;
     }
+    s_export.stall_ms = config_get_long (config, "health_stall_ms", 15000);
+    for (int i = 0; i < HEALTH_STATES; i++) {
+        char state [64];
+        snprintf (state, sizeof state, "state=\"%s\"", health_state_name ((health_state_t) i));
+        s_export.health [i] = metrics_gauge (s_export.registry, "dossier_process_health",
+            "1 for the process's health state now (ok, starting, not_ready, stalled: main loop silent "
+            "longer than health_stall_ms), 0 for the others.", state);
+    }
+    s_update_health ();
+    s_start_http (config);
     if (zsys_dir_create ("%s", dir) != 0) {
         log_warn (NULL, NULL, "metrics: cannot create %s: %s; metrics are not exported", dir, strerror (errno));
         free (dir);
@@ -124,6 +195,8 @@ metrics_export_start (config_t *config, const char *process)
 void
 metrics_export_stop (void)
 {
+    /* First the port: its thread renders the registry destroyed below. */
+    metrics_http_stop (&s_export.http);
     if (s_export.running) {
         pthread_mutex_lock (&s_export.lock);
         s_export.stopping = true;
@@ -138,6 +211,7 @@ metrics_export_stop (void)
     free (s_export.tmp);
     s_export.path = s_export.tmp = NULL;
     metrics_destroy (&s_export.registry);
+    memset (s_export.health, 0, sizeof s_export.health);
 }
 
 /* ---- merging ------------------------------------------------------------------- */

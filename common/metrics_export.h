@@ -12,8 +12,10 @@
 #include <stdint.h>
 
 /* Creates the process registry (labels process="<process>", instance="<instance
- * from DOSSIER_INSTANCE, else 0>") and starts the writer thread. 0 ok, -1 failed
- * (logged; the process runs on, its metrics unexported). Call once, from main. */
+ * from DOSSIER_INSTANCE, else 0>") and starts the writer thread; with metrics_port
+ * set, also the process's own port (metrics_http.h: /metrics, /healthz, /ready).
+ * 0 ok, -1 failed (logged; the process runs on, its metrics unexported). Call once,
+ * from main. */
 int metrics_export_start (config_t *config, const char *process);
 
 /* The process registry; NULL before metrics_export_start or after stop. The
@@ -23,6 +25,12 @@ metrics_t *metrics_process (void);
 /* Stops the writer, removes the process's file (a stopped process is not
  * scraped as if alive) and destroys the registry. */
 void metrics_export_stop (void);
+
+/* A metrics_port value ("<port>" or "<host>:<port>", 0 or empty: off) with offset
+ * added to its port, written into address as "<host>:<port>" or "<port>". Returns
+ * 1 (address written), 0 (off: nothing written), -1 (not a port, or out of range
+ * with the offset). The supervisor gives each child its own port this way. */
+int metrics_export_port (const char *value, int offset, char *address, size_t size);
 
 /* Writes the registry to the process's file now. 0 ok, -1 failed. */
 int metrics_export_flush (void);

@@ -1,6 +1,7 @@
 /* ready — see ready.h. A pipe is used rather than a socket so that readiness works
  * before the child has any ZeroMQ context, and EOF tells the supervisor of a crash. */
 #include "ready.h"
+#include "health.h"
 
 #include <stdlib.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 void
 ready_signal (void)
 {
+    health_started ();
     const char *fd_text = getenv ("DOSSIER_READY_FD");
     if (!fd_text || !*fd_text)
         return;

@@ -4,7 +4,7 @@
 set -euo pipefail
 PKGS=(build-essential pkg-config libzmq3-dev libczmq-dev libmsgpack-dev libjansson-dev
       libsqlite3-dev libh2o-evloop-dev libssl-dev zlib1g-dev libcmocka-dev
-      libcurl4-openssl-dev librdkafka-dev libmongoc-dev libbson-dev
+      libcurl4-openssl-dev librdkafka-dev libmongoc-dev libbson-dev libmicrohttpd-dev
       python3 python3-pytest sqlite3 valgrind kcat
       wrk nginx)   # make bench: the load generator and the static-file yardstick
 missing=()

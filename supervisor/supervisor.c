@@ -3,6 +3,7 @@
  * a process past the intensity limit; stops the tree in reverse order on SIGINT,
  * SIGTERM or ctl.stop. Signal handlers only count and wake the loop (self-pipe). */
 #include "supervisor.h"
+#include "health.h"
 #include "process_table.h"
 #include "restart_policy.h"
 
@@ -266,6 +267,25 @@ s_schedule_restart (self_t *self, process_t *proc)
               proc->name, proc->instance, (long long) delay, count, period_s);
 }
 
+/* The child's metrics port: metrics_port is the supervisor's own and a base, and
+ * the child in row n of the table (start order, as `dossier status` lists them,
+ * counted from 1) gets its port + n, the same one across restarts. Always written:
+ * "0" (none) when the base is off or out of range, so that a child never takes the
+ * base from the environment or the file and collides with the supervisor. */
+static void
+s_metrics_port_var (self_t *self, process_t *proc, char *var, size_t size)
+{
+    int row = 0;
+    for (size_t i = 0; i < process_table_size (self->table); i++)
+        if (process_table_at (self->table, i) == proc)
+            row = (int) i + 1;
+    char port [128];
+    const char *base = config_get (self->config, "metrics_port", "0");
+    if (row == 0 || metrics_export_port (base, row, port, sizeof port) <= 0)
+        snprintf (port, sizeof port, "0");
+    snprintf (var, size, "DOSSIER_METRICS_PORT=%s", port);
+}
+
 /* Fork/exec one instance. Everything the child needs is prepared before fork: after
  * it, only async-signal-safe calls until execve. */
 static void
@@ -283,26 +303,29 @@ s_spawn (self_t *self, process_t *proc)
         log_error (NULL, NULL, "cannot start %s#%d: pipe: %s", proc->name, proc->instance, strerror (errno));
         goto failed;
     }
-    char ready_var [48], instance_var [48], instances_var [48];
+    char ready_var [48], instance_var [48], instances_var [48], metrics_var [160];
     snprintf (ready_var, sizeof ready_var, "DOSSIER_READY_FD=%d", fds [1]);
     snprintf (instance_var, sizeof instance_var, "DOSSIER_INSTANCE=%d", proc->instance);
     /* how many of this process run: a projector's default number of partitions */
     snprintf (instances_var, sizeof instances_var, "DOSSIER_INSTANCES=%d", proc->instances);
+    s_metrics_port_var (self, proc, metrics_var, sizeof metrics_var);
     size_t n_env = 0;
     while (environ && environ [n_env])
         n_env++;
-    envp = calloc (n_env + 5, sizeof (char *));
+    envp = calloc (n_env + 6, sizeof (char *));
     if (!envp)
         goto failed;
     size_t e = 0;
     for (size_t i = 0; i < n_env; i++)
         if (strncmp (environ [i], "DOSSIER_READY_FD=", 17) != 0
         &&  strncmp (environ [i], "DOSSIER_INSTANCE=", 17) != 0
-        &&  strncmp (environ [i], "DOSSIER_INSTANCES=", 18) != 0)
+        &&  strncmp (environ [i], "DOSSIER_INSTANCES=", 18) != 0
+        &&  strncmp (environ [i], "DOSSIER_METRICS_PORT=", 21) != 0)
             envp [e++] = environ [i];
     envp [e++] = ready_var;
     envp [e++] = instance_var;
     envp [e++] = instances_var;
+    envp [e++] = metrics_var;
     /* libmongoc initialises itself before main and keeps per-process counters in
      * /dev/shm/mongoc-<pid>; a child killed with -9 leaves its file behind, and a later
      * child given the same pid prints a plain-text warning that no JSON log handler
@@ -696,6 +719,7 @@ s_self_run (self_t *self)
         if (s_sigint_count || s_sigterm)
             s_begin_stop (self, s_sigterm ? "SIGTERM" : "SIGINT");
         s_reap (self);
+        health_beat ();
         s_tick (self);
         if (self->phase == PHASE_DONE)
             break;

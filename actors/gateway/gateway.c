@@ -4,6 +4,7 @@
  * gateway_commands, which turns them into broker commands and answers when the
  * reply comes. Every query of one loop turn shares one read snapshot. */
 #include "gateway.h"
+#include "health.h"
 #include "gateway_commands.h"
 #include "gw_h2o.h"
 #include "http_reply.h"
@@ -132,6 +133,8 @@ s_ready (gateway_t *self, h2o_req_t *req)
     }
     /* The supervisor's children: one probe tells which process is down. */
     gw_ready_children (self->config, 5000, out, &reasons);
+    /* ... and every process's own health: a loop that is stuck, a process not ready. */
+    gw_ready_processes (self->config, 5000, out, &reasons);
     if (reasons == 0) {
         static const char ok [] = "{\"status\":\"ready\"}";
         gw_respond_static (req, 200, ok, sizeof ok - 1);
@@ -507,6 +510,7 @@ int
 gateway_run (gateway_t *self)
 {
     while (!atomic_load (&self->stop) && !zsys_interrupted) {
+        health_beat ();
         h2o_evloop_run (self->ctx.loop, S_RUN_SLICE_MS);
         /* One read snapshot per turn: answers are never older than the turn. */
         gw_reader_release (self->reader);

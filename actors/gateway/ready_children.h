@@ -14,4 +14,11 @@
  * Returns 0, -1 when out of memory. */
 int gw_ready_children (config_t *config, int64_t max_age_ms, gw_buf_t *out, int *count);
 
+/* The same for every process that writes a metrics file on this host and is not ok
+ * by its own health (dossier_process_health: "store#0 stalled", "projector#0
+ * not_ready", "ingest#0 starting"), from the files changed within max_age_ms (an
+ * older file is a process that stopped: the supervisor's view says so). Returns 0,
+ * -1 when out of memory. */
+int gw_ready_processes (config_t *config, int64_t max_age_ms, gw_buf_t *out, int *count);
+
 #endif

@@ -7,6 +7,7 @@
  * service, a decision that wanted rules not yet cached is held (at most the request
  * timeout) while they are fetched, then decided again with whatever is there. */
 #include "handler.h"
+#include "health.h"
 #include "handler_command.h"
 #include "handler_metrics.h"
 #include "handler_rules.h"
@@ -810,6 +811,7 @@ handler_run (handler_t *self, zsock_t *pipe)
     log_hold (1);
     int rc = 0;
     while (!zsys_interrupted) {
+        health_beat ();
         log_flush ();
         int64_t now = zclock_mono ();
         if (self->commands > 0)

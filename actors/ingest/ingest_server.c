@@ -3,6 +3,7 @@
  * outcome back to the record's source: the CLI socket (s_handle_cli) or the Kafka
  * consumer (s_handle_kafka, ingest_kafka), whose wake-up fd sits in the same poll. */
 #include "ingest_server.h"
+#include "health.h"
 #include "ingest_dlt.h"
 #include "ingest_kafka.h"
 #include "ingest_metrics.h"
@@ -364,6 +365,7 @@ ingest_server_run (ingest_server_t *self, zsock_t *pipe)
     if (self->kafka)
         items [count++] = (zmq_pollitem_t) { NULL, ingest_kafka_fd (self->kafka), ZMQ_POLLIN, 0 };
     while (!zsys_interrupted) {
+        health_beat ();
         int64_t wait = ingest_pending_next_expiry (self->pending, zclock_mono (), self->timeout_ms);
         if (wait < 0 || wait > 1000)
             wait = 1000;

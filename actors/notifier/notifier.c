@@ -4,6 +4,7 @@
  * re-sends what was not settled (at least once, never lost); every line and message
  * carries the event id ("id"), so consumers drop the duplicates. */
 #include "notifier.h"
+#include "health.h"
 
 #include <errno.h>
 #include <sqlite3.h>
@@ -365,6 +366,7 @@ notifier_run (config_t *config, zsock_t *pipe)
     if (pipe)
         zsock_signal (pipe, 0);
     while (!self->stopping && !self->broken && !zsys_interrupted) {
+        health_beat ();
         s_poll_once (self);
         s_service_sinks (self);
         subscription_tick (self->sub);

@@ -4,6 +4,7 @@
  * read models live where config "store" says (readmodel_store.h); a MongoDB that
  * is down at start delays the subscription, never the process. */
 #include "projector.h"
+#include "health.h"
 #include "projector_metrics.h"
 
 #include <jansson.h>
@@ -78,6 +79,7 @@ typedef struct {
     int rewind;                 /* a shared transaction failed, or another writer moved the
                                    checkpoint back: read again from the checkpoint */
     int partition, partitions;  /* the cases it projects (partition.h) */
+    int said_ready;             /* what health_set_ready was last told (-1: nothing yet) */
     unsigned apply_failures;    /* consecutive batches the database refused */
     s_rebuild_t *rebuild;
     char tag [9];               /* random prefix of our message ids */
@@ -683,6 +685,7 @@ s_self_new (config_t *config, zsock_t *pipe)
     self_t *self = calloc (1, sizeof (self_t));
     if (!self)
         return NULL;
+    self->said_ready = -1;
     self->config = config;
     self->pipe = pipe;
     char uuid [IDS_UUID_LEN];
@@ -756,6 +759,14 @@ projector_run (config_t *config, zsock_t *pipe)
                     : self->sub ? subscription_timeout (self->sub) : S_LOAD_RETRY_MS;
         if (self->rebuild && timeout > S_PROGRESS_MS)
             timeout = S_PROGRESS_MS;
+        health_beat ();
+        /* Ready for the metrics port's /ready once the read models are open and the
+         * feed followed; a readmodel backend not reachable yet says so. */
+        int ready = projection_loaded (self->projection) && self->sub != NULL;
+        if (ready != self->said_ready) {
+            health_set_ready (ready, "read models not reachable yet");
+            self->said_ready = ready;
+        }
         void *which = zpoller_wait (self->poller, timeout);
         if (!which && zpoller_terminated (self->poller))
             break;

@@ -5,6 +5,7 @@
  * per pending decision, and the first success sends the rest at once. A deferral is
  * forgotten when a handler confirms it resolved or the log shows its resolution. */
 #include "scheduler.h"
+#include "health.h"
 #include "scheduler_db.h"
 
 #include "endpoints.h"
@@ -424,6 +425,7 @@ scheduler_run (config_t *config, zsock_t *pipe)
     if (pipe)
         zsock_signal (pipe, 0);
     while (!self->stopping && !zsys_interrupted) {
+        health_beat ();
         s_poll_once (self);
         subscription_tick (self->sub);
         int64_t now = zclock_mono ();

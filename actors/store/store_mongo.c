@@ -39,6 +39,7 @@
  * positions); the FerretDB test server only compares whole arrays, the scalar
  * indexes above still hold there. */
 #include "store_backend.h"
+#include "health.h"
 #include "log.h"
 
 #include <czmq.h>
@@ -490,11 +491,22 @@ s_remember_version (s_mongo_t *self, const char *stream, int64_t version)
 /* Makes the log usable: indexes, the head from the log, the stream index caught up
  * with the last batch. Run at open, after any failure, before the next operation.
  * 0 ok, -1 failed (the server is unreachable or refused). */
+static int s_make_ready (s_mongo_t *self);
+
+/* s_make_ready, telling the metrics port's /ready whether the log is usable. */
 static int
 s_ensure_ready (s_mongo_t *self)
 {
     if (self->ready)
         return 0;
+    int rc = s_make_ready (self);
+    health_set_ready (rc == 0, "the event log (MongoDB) is not reachable");
+    return rc;
+}
+
+static int
+s_make_ready (s_mongo_t *self)
+{
     /* Whatever was remembered may be stale now: the log is read afresh. */
     s_forget_versions (self);
     if (s_create_indexes (self))
@@ -1294,6 +1306,7 @@ s_backoff (int64_t ms)
 {
     int64_t until = s_now_ms () + ms;
     while (!zsys_interrupted) {
+        health_beat ();         /* waiting for MongoDB is not a stuck loop */
         int64_t left = until - s_now_ms ();
         if (left <= 0)
             return true;

@@ -2,6 +2,7 @@
  * all of them (up to a cap), run every append in one transaction, then answer in
  * arrival order (reads see the batch), then publish the batch's events once. */
 #include "store_server.h"
+#include "health.h"
 #include "store_metrics.h"
 #include "envelope.h"
 #include "ids.h"
@@ -566,6 +567,7 @@ store_server_run (store_server_t *self, zsock_t *pipe)
      * otherwise stay in the process for good. */
     int busy = 0;
     while (true) {
+        health_beat ();
         void *which = zpoller_wait (poller, busy ? S_IDLE_MS : 1000);
         if (which == self->router) {
             s_handle_router (self);

@@ -397,6 +397,22 @@ def test_compose_health_restart_and_start_order(compose):
         assert "/data" in targets, "%s keeps its checkpoint in /data: it needs a volume" % name
 
 
+def test_compose_every_process_has_its_scrape_and_health_port(compose):
+    """Containers share no files, so each process but the gateway (its /metrics and
+    /ready are on its HTTP port) is scraped and checked on its own metrics port."""
+    for name, svc in _dossier_services(compose).items():
+        process = _process_of(svc["command"])
+        if process in ("gateway", "cli") or svc.get("restart") in ("no", "on-failure"):
+            continue
+        port = svc["environment"].get("DOSSIER_METRICS_PORT")
+        assert port and port != "0", "%s has no metrics_port" % name
+        port = _http_port(port if ":" in port else ":" + port, name)
+        assert str(port) in [str(p) for p in svc.get("expose", [])], "%s does not expose %d" % (name, port)
+        urls = [a for a in svc["healthcheck"]["test"] if a.startswith("http")]
+        assert urls and all(urllib.parse.urlsplit(u).port == port and urllib.parse.urlsplit(u).path == "/ready"
+                            for u in urls), "%s: health check %s" % (name, svc["healthcheck"]["test"])
+
+
 # ---- Kubernetes ---------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -506,6 +522,28 @@ def test_k8s_containers_commands_env_probes_resources(k8s_docs, registry):
     assert set(DAEMONS) <= processes, "no workload runs %s" % sorted(set(DAEMONS) - processes)
 
 
+def test_k8s_every_process_is_scraped_and_probed_on_its_metrics_port(k8s_docs):
+    maps = _k8s_env(k8s_docs)
+    for w in _workloads(k8s_docs):
+        template = w["spec"]["template"]
+        for c in template["spec"]["containers"]:
+            process = _process_of(c["args"])
+            if process == "gateway":
+                continue
+            where = "%s/%s" % (w["metadata"]["name"], c["name"])
+            value = _container_env(c, maps).get("DOSSIER_METRICS_PORT")
+            assert value and value != "0", "%s has no metrics_port" % where
+            port = _http_port(value if ":" in value else ":" + value, where)
+            named = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+            assert named.get("metrics") == port, "%s: no containerPort metrics = %d" % (where, port)
+            notes = template["metadata"].get("annotations", {})
+            assert notes.get("prometheus.io/scrape") == "true" and notes.get("prometheus.io/port") == str(port), \
+                "%s: scrape annotations %s" % (where, notes)
+            for probe, path in (("readinessProbe", "/ready"), ("livenessProbe", "/healthz")):
+                get = c.get(probe, {}).get("httpGet", {})
+                assert get.get("path") == path and get.get("port") == "metrics", "%s %s: %s" % (where, probe, c.get(probe))
+
+
 def test_k8s_services_and_endpoints_agree(k8s_docs, registry):
     maps = _k8s_env(k8s_docs)
     workloads = _workloads(k8s_docs)
@@ -553,6 +591,9 @@ def test_k8s_services_and_endpoints_agree(k8s_docs, registry):
                 declared.add((binder, container_port))
             if process == "gateway":
                 declared.add(("gateway", _http_port(env.get("DOSSIER_HTTP_ADDR"), "gateway")))
+            metrics = env.get("DOSSIER_METRICS_PORT")
+            if metrics and metrics != "0":
+                declared.add((process, _http_port(metrics if ":" in metrics else ":" + metrics, "metrics_port")))
     for key, (process, container_port) in bound.items():
         assert (process, container_port) in declared, \
             "Service %s:%d reaches port %d of the %s, which it does not listen on by configuration" \

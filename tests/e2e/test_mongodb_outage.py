@@ -1,6 +1,7 @@
 """MongoDB unreachable for 10 s while records are being ingested and posted: the
 store retries with backoff and acknowledges nothing meanwhile, the gateway's /ready
-answers 503 while its database is down, and afterwards everything resumes by itself
+answers 503 while its database is down (and the store's own /ready on its metrics port
+says why, while its /healthz stays 200: waiting is not stuck), and afterwards everything resumes by itself
 with nothing lost (every record a case, once; positions gapless). Runs on a private
 FerretDB (tests/e2e/ferretdb_harness.py) so that stopping it disturbs no other test."""
 import json
@@ -13,6 +14,7 @@ import time
 import pytest
 
 from dossier_harness import ROOT, BIN_DIR, Dossier, wait_for
+from test_metrics_port import _free_range, _get
 
 N = 300
 OUTAGE_S = 10.0
@@ -22,7 +24,10 @@ OUTAGE_S = 10.0
 def outage_setup(request):
     from ferretdb_harness import FerretDB
     server = FerretDB().start()
-    d = Dossier(backend="mongodb", mongodb_uri=server.uri)
+    base = _free_range(16)
+    d = Dossier(backend="mongodb", mongodb_uri=server.uri,
+                extra_env={"DOSSIER_METRICS_PORT": "127.0.0.1:%d" % base})
+    d.metrics_base = base
     try:
         d.start()
     except Exception:
@@ -67,6 +72,13 @@ def test_mongodb_down_10s_loses_nothing_and_resumes(outage_setup, tmp_path, kyc_
     ready_503 = wait_for(lambda: d.get("/ready", timeout=5).status == 503, OUTAGE_S - 1, interval=0.2,
                          what="gateway /ready 503 while MongoDB is down")
     assert ready_503
+    # The store's own port: not ready, and why; alive all the same.
+    rows = d.status()
+    store_port = d.metrics_base + 1 + next(i for i, r in enumerate(rows) if r["name"] == "store")
+    wait_for(lambda: _get(store_port, "/ready")[0] == 503, OUTAGE_S - 1, interval=0.2,
+             what="the store's /ready 503 while MongoDB is down")
+    assert "MongoDB" in _get(store_port, "/ready")[2]
+    assert _get(store_port, "/healthz")[0] == 200
     left = OUTAGE_S - (time.monotonic() - down_at)
     if left > 0:
         poster.join(left)
@@ -84,6 +96,7 @@ def test_mongodb_down_10s_loses_nothing_and_resumes(outage_setup, tmp_path, kyc_
     summary = json.loads(out)
     assert summary["accepted"] == N and summary["rejected"] == 0, summary
     wait_for(lambda: d.get("/ready").status == 200, 60, interval=0.2, what="gateway /ready 200 again")
+    wait_for(lambda: _get(store_port, "/ready")[0] == 200, 60, interval=0.2, what="the store's /ready 200 again")
 
     # the post made during the outage, retried with its key, opens its case exactly once
     r = wait_for(lambda: (lambda r: r if r.status in (200, 201) else None)(
