@@ -30,6 +30,8 @@ static const char *s_coll_names [S_COLL_COUNT] = {
 
 typedef struct {
     mongoc_client_t *client;        /* the loop thread's */
+    config_t *config;               /* to make that client again (the gateway's, outlives us) */
+    int client_failed;              /* the loop's client could not reach the database */
     char *db_name;
     mongoc_collection_t *coll [S_COLL_COUNT];
     /* zclock_mono of the last success and of the last failure to reach the database,
@@ -142,6 +144,7 @@ gw_reader_mongo_new (config_t *config)
     pthread_cond_init (&self->wake, NULL);
     char err [300] = "out of memory";
     self->db_name = strdup (db_name);
+    self->config = config;
     self->client = readmodel_mongo_client_new (config, S_SOCKET_TIMEOUT_MS, err, sizeof err);
     if (self->client)
         self->probe_client = readmodel_mongo_client_new (config, S_SOCKET_TIMEOUT_MS, err, sizeof err);
@@ -171,11 +174,47 @@ gw_reader_mongo_new (config_t *config)
     return self;
 }
 
+/* A single-threaded libmongoc client does not try a server again for 5 s after it
+ * failed to reach it (cooldownMS of the server-selection rules), so once the probe
+ * sees the database back, the loop's client would keep failing for up to 5 s more.
+ * A new client has no such memory; this happens once per outage. 0 ok, -1 not now. */
+static int
+s_renew_client (s_self_t *self)
+{
+    char err [300] = "out of memory";
+    mongoc_client_t *client = readmodel_mongo_client_new (self->config, S_SOCKET_TIMEOUT_MS, err, sizeof err);
+    mongoc_collection_t *coll [S_COLL_COUNT] = { NULL };
+    int i = 0;
+    for (; client && i < S_COLL_COUNT; i++)
+        if (!(coll [i] = mongoc_client_get_collection (client, self->db_name, s_coll_names [i])))
+            break;
+    if (!client || i < S_COLL_COUNT) {
+        log_warn (NULL, NULL, "read models: cannot make a new mongodb client: %s", err);
+        while (i-- > 0)
+            mongoc_collection_destroy (coll [i]);
+        mongoc_client_destroy (client);
+        return -1;
+    }
+    for (i = 0; i < S_COLL_COUNT; i++) {
+        mongoc_collection_destroy (self->coll [i]);
+        self->coll [i] = coll [i];
+    }
+    mongoc_client_destroy (self->client);
+    self->client = client;
+    self->client_failed = 0;
+    return 0;
+}
+
 /* 0 when a read may be tried now, -1 while the database is known to be down. */
 static int
 s_may_try (s_self_t *self)
 {
-    return s_state (self) == 0 ? -1 : 0;
+    int state = s_state (self);
+    if (state == 0)
+        return -1;
+    if (state == 1 && self->client_failed)
+        return s_renew_client (self);
+    return 0;
 }
 
 static int
@@ -192,6 +231,8 @@ s_ready (void *impl)
         int up = mongoc_client_command_simple (self->client, self->db_name, &cmd, NULL, &reply, &error) ? 1 : 0;
         bson_destroy (&reply);
         bson_destroy (&cmd);
+        if (!up)
+            self->client_failed = 1;
         s_mark (self, up, &error);
     }
     return s_state (self) == 1;
@@ -211,8 +252,10 @@ s_read_failed (s_self_t *self, const bson_error_t *error)
 {
     if (error->domain == MONGOC_ERROR_SERVER || error->domain == MONGOC_ERROR_QUERY)
         log_warn (NULL, NULL, "read models: mongodb query failed: %s", error->message);
-    else
+    else {
+        self->client_failed = 1;
         s_mark (self, 0, error);
+    }
 }
 
 typedef struct {
@@ -246,6 +289,8 @@ s_find (s_self_t *self, int i, const bson_t *filter, const bson_t *opts, s_appen
 {
     if (s_may_try (self))
         return GW_READER_UNAVAILABLE;
+    int attempt = 0;
+again:;
     mongoc_cursor_t *cursor = mongoc_collection_find_with_opts (self->coll [i], filter, opts, NULL);
     if (!cursor)
         return GW_READER_UNAVAILABLE;
@@ -284,6 +329,14 @@ s_find (s_self_t *self, int i, const bson_t *filter, const bson_t *opts, s_appen
     }
     bson_error_t error;
     if (mongoc_cursor_error (cursor, &error)) {
+        /* After the server restarted, the first use of a pooled socket fails although the
+         * server is back (the driver notices only then). Like the retryable-reads rule of
+         * the MongoDB drivers: one more try on a network error, if nothing was read yet. */
+        if (attempt++ == 0 && n == 0
+        &&  error.domain != MONGOC_ERROR_SERVER && error.domain != MONGOC_ERROR_QUERY) {
+            mongoc_cursor_destroy (cursor);
+            goto again;
+        }
         s_read_failed (self, &error);
         result = GW_READER_UNAVAILABLE;
     }
