@@ -97,7 +97,7 @@ static const config_key_t s_keys [] = {
       "fewest Kafka commands the adaptive window keeps in flight (it shrinks to this under failures)" },
     { "dossier", "kafka_window_max", "DOSSIER_KAFKA_WINDOW_MAX", "1000", "ingest", NULL,
       "most Kafka commands in flight per ingest process (at most kafka_max_in_flight)" },
-    { "dossier", "kafka_window_slack_ms", "DOSSIER_KAFKA_WINDOW_SLACK_MS", "100", "ingest", NULL,
+    { "dossier", "kafka_window_slack_ms", "DOSSIER_KAFKA_WINDOW_SLACK_MS", "500", "ingest", NULL,
       "the window grows while a round's mean reply latency stays under 2 x the lowest seen + this" },
     { "dossier", "kafka_retry_backoff_ms", "DOSSIER_KAFKA_RETRY_BACKOFF_MS", "200", "ingest", NULL,
       "first delay before a record's command is retried after a 5xx or a timeout" },

@@ -620,11 +620,11 @@ ingest_kafka_new (config_t *config)
     self->max_in_flight = max_in_flight > 0 ? (size_t) max_in_flight : 5000;
     long window_min = config_get_long (config, "kafka_window_min", 4);
     long window_max = config_get_long (config, "kafka_window_max", 1000);
-    long window_slack = config_get_long (config, "kafka_window_slack_ms", 100);
+    long window_slack = config_get_long (config, "kafka_window_slack_ms", 500);
     if (window_max <= 0 || (size_t) window_max > self->max_in_flight)
         window_max = (long) self->max_in_flight;
     ingest_window_init (&self->window, window_min > 0 ? (size_t) window_min : 4, (size_t) window_max,
-                        window_slack >= 0 ? window_slack : 100);
+                        window_slack >= 0 ? window_slack : 500);
     long backoff = config_get_long (config, "kafka_retry_backoff_ms", 200);
     self->backoff_ms = backoff > 0 ? backoff : 200;
     long backoff_max = config_get_long (config, "kafka_retry_backoff_max_ms", 10000);
