@@ -226,6 +226,27 @@ def cpu_delta(before, after):
     return {k: round(v[1] - before[k][1], 2) for k, v in after.items() if k in before and before[k][0] == v[0]}
 
 
+def counters_by_label(d, family, label):
+    """Sums a counter family of the merged GET /metrics by one label's value: e.g. the
+    store's appends by outcome (how many were answered `expired`). {} when unreadable."""
+    try:
+        r = d.get("/metrics", timeout=10)
+    except OSError:
+        return {}
+    if r.status != 200:
+        return {}
+    out = {}
+    pattern = re.compile(r'^%s\{([^}]*)\}\s+([0-9.eE+-]+)$' % re.escape(family))
+    for line in r.body.decode("utf-8", "replace").splitlines():
+        m = pattern.match(line)
+        if not m:
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1)))
+        key = labels.get(label, "")
+        out[key] = out.get(key, 0) + int(float(m.group(2)))
+    return out
+
+
 def start_dossier(**kw):
     d = Dossier(**kw)
     try:
@@ -719,12 +740,19 @@ class Bench:
                    "missing": len(records) - len(set(ids)) if finished else None,
                    "store": "mongodb (FerretDB 1.24.2, tests/ferretdb)", "rest_list_errors": counter.errors,
                    "load_avg": loadavg()}
+            # The wasted work, if any: appends the store refused as expired (the handler had
+            # given up on them), and ingest's retries after 503s and timeouts.
+            res["store_appends"] = counters_by_label(d, "dossier_store_appends_total", "outcome")
+            res["ingest_results"] = counters_by_label(d, "dossier_ingest_results_total", "outcome")
+            res["ingest_kafka_retries"] = sum(counters_by_label(d, "dossier_ingest_kafka_retries_total",
+                                                                "process").values())
             dlt = kafka.end_offsets(env["DOSSIER_KAFKA_TOPIC"] + ".DLT")
             res["dead_letters"] = sum(dlt.values())
             res["memory"] = rss_snapshot(d)
             self.details["ingest_kafka_mongodb"] = res
             log("kafka: %(readable)d of %(records)d records (%(events)d events) readable in %(seconds_readable).1f s: "
-                "%(records_per_s).0f records/s (%(dead_letters)d dead letters)" % res)
+                "%(records_per_s).0f records/s (%(dead_letters)d dead letters; store appends %(store_appends)s, "
+                "ingest retries %(ingest_kafka_retries)d)" % res)
             raw_db = d.mongodb_database + "_raw"
             log("raw_store mongodb: the same documents into %s" % raw_db)
             rs = run_json([tool("raw_store"), "mongodb", ferret.uri, d.mongodb_database, raw_db,

@@ -134,8 +134,10 @@ handler_store_request (handler_store_t *self, const char *type, const char *key,
     }
     request->owner = owner;
     request->deadline_ms = deadline_ms;
-    request->backoff_ms = HANDLER_STORE_FIRST_RESEND_MS;
     int64_t now = zclock_mono ();
+    request->backoff_ms = (deadline_ms - now) / 2;
+    if (request->backoff_ms < HANDLER_STORE_FIRST_RESEND_MS)
+        request->backoff_ms = HANDLER_STORE_FIRST_RESEND_MS;
     if (s_send (self, request) != 0)
         /* not connected (yet): try again soon rather than after a full backoff */
         request->backoff_ms = 100;

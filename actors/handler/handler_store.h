@@ -11,7 +11,12 @@
 #include <stdint.h>
 
 #define HANDLER_STORE_REQUEST_ID_MAX 32
-#define HANDLER_STORE_FIRST_RESEND_MS 500     /* then doubling: 500, 1000, 2000, 4000 ms */
+/* A request that left is first re-sent after half the time to its deadline (at least
+ * this), then with doubling backoff (at most 4 s). Why not sooner: a running store
+ * loses nothing (ipc, no high-water-mark drops), it is only slow, and every early
+ * resend is one more append it must look up as a duplicate; a resend is for a store
+ * that died holding the request, and half the deadline still leaves it time. */
+#define HANDLER_STORE_FIRST_RESEND_MS 500
 
 typedef struct _handler_store_t handler_store_t;
 

@@ -6,12 +6,17 @@
  * after the last record it handed out, so nothing is skipped and nothing doubled.
  * While commands fail, retries go one at a time (a probe): an outage costs one
  * command per backoff, not one per held record, and the first success releases
- * every waiting record at once. */
+ * every waiting record at once. Records are consumed ahead into a ready queue
+ * (held, offsets tracked) but submitted only while fewer commands are in flight
+ * than ingest_window allows, so a slow store gets what it can absorb rather than
+ * every held record at once (which it would answer `expired` after the handlers
+ * gave up on them). */
 #include "ingest_kafka.h"
 #include "ingest_dlt.h"
 #include "ingest_kafka_lag.h"
 #include "ingest_metrics.h"
 #include "ingest_offsets.h"
+#include "ingest_window.h"
 
 #include "command_id.h"
 #include "kafka_config.h"
@@ -34,9 +39,12 @@
 #define S_COMMIT_MS           2000      /* the synchronous commit on revoke, at most */
 #define S_TOPIC_WARN_EVERY_MS 30000     /* "unknown topic" is repeated by librdkafka */
 #define S_DIRTY_BATCH         64
+#define S_CONSUME_BATCH       64        /* records moved to the ready queue per call, at most */
 
 enum {
-    S_SUBMITTED = 1,                    /* its command is with the server */
+    S_READY = 1,                        /* consumed, waiting for room in the window */
+    S_SUBMITTED,                        /* its command is with the server */
+    S_ANSWERED,                         /* its outcome is being handled */
     S_RETRY_WAIT,                       /* transient failure: waiting to be submitted again */
     S_DLT_PENDING,                      /* dead letter produced, delivery not yet reported */
     S_DLT_WAIT                          /* dead letter failed: waiting to be produced again */
@@ -51,7 +59,9 @@ typedef struct {
     int value_omitted;                  /* the DLT refused the full record: send it without */
     int probe;                          /* a retry submitted: counted in self->probes */
     int64_t due_ms;
+    int64_t submitted_ms;               /* when its command last went to the server */
     void *retry_handle;                 /* in self->retries while waiting */
+    void *ready_handle;                 /* in self->ready while S_READY */
     ingest_outcome_t *why;              /* owned, once it is poison */
     char command_id [COMMAND_ID_MAX];   /* for logs, once known */
     char traceparent [TRACEPARENT_LEN]; /* ingest's span of it, from the first s_fill on */
@@ -76,6 +86,9 @@ struct _ingest_kafka_t {
     zhashx_t *records;                  /* ticket → s_record_t, owned */
     zlistx_t *retries;                  /* S_RETRY_WAIT records by due time; borrowed */
     zlistx_t *dlt_retries;              /* S_DLT_WAIT records by due time; borrowed */
+    zlistx_t *ready;                    /* S_READY records in consumption order; borrowed */
+    size_t submitted;                   /* records in S_SUBMITTED: the commands in flight */
+    ingest_window_t window;             /* how many may be */
     s_part_t *parts;                    /* the current assignment */
     size_t parts_size, parts_cap;
     int fds [2];                        /* librdkafka writes to [1] when it has work; we poll [0] */
@@ -154,6 +167,12 @@ s_retry_list (ingest_kafka_t *self, s_record_t *record)
 static void
 s_record_remove (ingest_kafka_t *self, s_record_t *record)
 {
+    if (record->ready_handle) {
+        zlistx_delete (self->ready, record->ready_handle);
+        record->ready_handle = NULL;
+    }
+    if (record->state == S_SUBMITTED && self->submitted)
+        self->submitted--;
     if (record->retry_handle) {
         zlistx_delete (s_retry_list (self, record), record->retry_handle);
         record->retry_handle = NULL;
@@ -599,6 +618,13 @@ ingest_kafka_new (config_t *config)
     const char *group = config_get (config, "kafka_group", "dossier-ingest");
     long max_in_flight = config_get_long (config, "kafka_max_in_flight", 5000);
     self->max_in_flight = max_in_flight > 0 ? (size_t) max_in_flight : 5000;
+    long window_min = config_get_long (config, "kafka_window_min", 4);
+    long window_max = config_get_long (config, "kafka_window_max", 1000);
+    long window_slack = config_get_long (config, "kafka_window_slack_ms", 500);
+    if (window_max <= 0 || (size_t) window_max > self->max_in_flight)
+        window_max = (long) self->max_in_flight;
+    ingest_window_init (&self->window, window_min > 0 ? (size_t) window_min : 4, (size_t) window_max,
+                        window_slack >= 0 ? window_slack : 500);
     long backoff = config_get_long (config, "kafka_retry_backoff_ms", 200);
     self->backoff_ms = backoff > 0 ? backoff : 200;
     long backoff_max = config_get_long (config, "kafka_retry_backoff_max_ms", 10000);
@@ -617,7 +643,8 @@ ingest_kafka_new (config_t *config)
     self->records = zhashx_new ();
     self->retries = zlistx_new ();
     self->dlt_retries = zlistx_new ();
-    if (!self->offsets || !self->records || !self->retries || !self->dlt_retries)
+    self->ready = zlistx_new ();
+    if (!self->offsets || !self->records || !self->retries || !self->dlt_retries || !self->ready)
         goto fail;
     zhashx_set_key_hasher (self->records, s_ticket_hash);
     zhashx_set_key_comparator (self->records, s_ticket_compare);
@@ -655,8 +682,10 @@ ingest_kafka_new (config_t *config)
     }
     self->stats_at_ms = zclock_mono () + S_STATS_INTERVAL_MS;
     self->more = 1;
-    log_info (NULL, NULL, "kafka: consuming %s in group %s (dead letters to %s, at most %zu records held)",
-              self->topic, self->group, self->dlt_topic, self->max_in_flight);
+    log_info (NULL, NULL, "kafka: consuming %s in group %s (dead letters to %s, at most %zu records held, "
+              "%zu to %zu commands in flight)", self->topic, self->group, self->dlt_topic, self->max_in_flight,
+              self->window.min, self->window.max);
+    ingest_metrics_kafka_window (ingest_window_limit (&self->window));
     return self;
 fail:
     log_error (NULL, NULL, "kafka: %s", err);
@@ -703,9 +732,12 @@ ingest_kafka_destroy (ingest_kafka_t **self_p)
         zlistx_purge (self->retries);
     if (self->dlt_retries)
         zlistx_purge (self->dlt_retries);
+    if (self->ready)
+        zlistx_purge (self->ready);
     zhashx_destroy (&self->records);
     zlistx_destroy (&self->retries);
     zlistx_destroy (&self->dlt_retries);
+    zlistx_destroy (&self->ready);
     if (self->queue) {
         rd_kafka_queue_io_event_enable (self->queue, -1, NULL, 0);
         rd_kafka_queue_destroy (self->queue);
@@ -759,11 +791,12 @@ ingest_kafka_service (ingest_kafka_t *self)
     if (now >= self->stats_at_ms) {
         self->stats_at_ms = now + S_STATS_INTERVAL_MS;
         log_debug (NULL, NULL, "kafka: %llu received, %llu new, %llu duplicate, %llu dead-lettered, %llu retried, "
-                   "%llu re-fetched; %zu held, %zu dead letters in flight",
+                   "%llu re-fetched; %zu held (%zu ready, %zu in flight, window %zu), %zu dead letters in flight",
                    (unsigned long long) self->stats.received, (unsigned long long) self->stats.ok,
                    (unsigned long long) self->stats.duplicate, (unsigned long long) self->stats.dlt,
                    (unsigned long long) self->stats.retried, (unsigned long long) self->stats.refetched,
-                   zhashx_size (self->records), ingest_dlt_in_flight (self->dlt));
+                   zhashx_size (self->records), zlistx_size (self->ready), self->submitted,
+                   ingest_window_limit (&self->window), ingest_dlt_in_flight (self->dlt));
     }
 }
 
@@ -839,6 +872,85 @@ s_consumer_error (ingest_kafka_t *self, rd_kafka_message_t *message)
               rd_kafka_message_errstr (message));
 }
 
+/* Moves what the consumer has into the ready queue: until it holds a window's
+ * worth (librdkafka's own fetch queue keeps the rest), a batch per call, and never
+ * past kafka_max_in_flight held records (then every partition is paused). Polls at
+ * least once per call, full window or not: the poll serves rebalances and
+ * statistics, and a consumer not polled for max.poll.interval.ms leaves the group.
+ * Returns 1 when it stopped with records perhaps left to fetch. */
+static int
+s_consume (ingest_kafka_t *self)
+{
+    size_t want = ingest_window_limit (&self->window);
+    if (want < S_CONSUME_BATCH)
+        want = S_CONSUME_BATCH;
+    for (int polls = 0; ; polls++) {
+        if (polls > 0 && zlistx_size (self->ready) >= want)
+            return 0;                   /* enough ahead; the next call fetches more */
+        if (polls >= S_CONSUME_BATCH)
+            return 1;
+        if (zhashx_size (self->records) >= self->max_in_flight) {
+            if (!self->backpressure)
+                s_apply_pauses (self);
+            if (polls > 0)
+                return 0;
+        }
+        rd_kafka_message_t *message = rd_kafka_consumer_poll (self->rk, 0);
+        if (!message)
+            return 0;
+        if (message->err) {
+            s_consumer_error (self, message);
+            rd_kafka_message_destroy (message);
+            continue;
+        }
+        int32_t partition = message->partition;
+        int64_t offset = message->offset;
+        s_record_t *record = (s_record_t *) calloc (1, sizeof (s_record_t));
+        if (record) {
+            record->ticket = ++self->next_ticket;
+            record->message = message;
+            record->state = S_READY;
+        }
+        if (!record || zhashx_insert (self->records, &record->ticket, record) != 0) {
+            free (record);
+            rd_kafka_message_destroy (message);
+            s_rewind (self, partition, offset);
+            return 0;
+        }
+        /* Queued before its offset is tracked: a tracked offset must always
+         * belong to a record that will be answered. */
+        record->ready_handle = zlistx_add_end (self->ready, record);
+        if (!record->ready_handle) {
+            s_record_remove (self, record);     /* destroys the message */
+            s_rewind (self, partition, offset);
+            return 0;
+        }
+        int rc = ingest_offsets_track (self->offsets, partition, offset);
+        if (rc != 0) {
+            s_record_remove (self, record);
+            if (rc == 1) {
+                self->stats.refetched++;        /* held already, or acknowledged */
+                continue;
+            }
+            s_rewind (self, partition, offset);
+            return 0;
+        }
+        self->stats.received++;
+        ingest_metrics_record (INGEST_SOURCE_KAFKA);
+    }
+}
+
+/* record's command goes to the server now: it takes a place in the window. */
+static void
+s_submit (ingest_kafka_t *self, s_record_t *record, int64_t now, ingest_kafka_record_t *out)
+{
+    record->state = S_SUBMITTED;
+    record->submitted_ms = now;
+    self->submitted++;
+    s_fill (self, record, out);
+    self->more = 1;
+}
+
 int
 ingest_kafka_next (ingest_kafka_t *self, ingest_kafka_record_t *out)
 {
@@ -849,64 +961,31 @@ ingest_kafka_next (ingest_kafka_t *self, ingest_kafka_record_t *out)
         record->retry_handle = NULL;
         s_dlt_send (self, record);      /* may schedule it again, later */
     }
+    int left = s_consume (self);
+    if (self->submitted >= ingest_window_limit (&self->window)) {
+        self->more = 0;                 /* an answer frees a place, and wakes the loop */
+        return 0;
+    }
     record = (s_record_t *) zlistx_first (self->retries);
     if (record && record->due_ms <= now && (!self->failing || self->probes == 0)) {
         zlistx_delete (self->retries, record->retry_handle);
         record->retry_handle = NULL;
-        record->state = S_SUBMITTED;
         record->probe = 1;
         self->probes++;
         self->stats.retried++;
         ingest_metrics_kafka_retry ();
-        s_fill (self, record, out);
-        self->more = 1;
+        s_submit (self, record, now, out);
         return 1;
     }
-    if (!self->backpressure && zhashx_size (self->records) >= self->max_in_flight)
-        s_apply_pauses (self);
-    while (1) {
-        rd_kafka_message_t *message = rd_kafka_consumer_poll (self->rk, 0);
-        if (!message) {
-            self->more = 0;
-            return 0;
-        }
-        if (message->err) {
-            s_consumer_error (self, message);
-            rd_kafka_message_destroy (message);
-            continue;
-        }
-        int32_t partition = message->partition;
-        int64_t offset = message->offset;
-        record = (s_record_t *) calloc (1, sizeof (s_record_t));
-        if (record) {
-            record->ticket = ++self->next_ticket;
-            record->message = message;
-            record->state = S_SUBMITTED;
-        }
-        if (!record || zhashx_insert (self->records, &record->ticket, record) != 0) {
-            free (record);
-            rd_kafka_message_destroy (message);
-            s_rewind (self, partition, offset);
-            self->more = 0;
-            return 0;
-        }
-        int rc = ingest_offsets_track (self->offsets, partition, offset);
-        if (rc != 0) {
-            s_record_remove (self, record);     /* destroys the message */
-            if (rc == 1) {
-                self->stats.refetched++;        /* held already, or acknowledged */
-                continue;
-            }
-            s_rewind (self, partition, offset);
-            self->more = 0;
-            return 0;
-        }
-        self->stats.received++;
-        ingest_metrics_record (INGEST_SOURCE_KAFKA);
-        s_fill (self, record, out);
-        self->more = 1;
+    record = (s_record_t *) zlistx_first (self->ready);
+    if (record) {
+        zlistx_delete (self->ready, record->ready_handle);
+        record->ready_handle = NULL;
+        s_submit (self, record, now, out);
         return 1;
     }
+    self->more = left;
+    return 0;
 }
 
 /* Produces record's dead letter; on failure schedules another attempt. */
@@ -946,6 +1025,16 @@ s_dlt_send (ingest_kafka_t *self, s_record_t *record)
     s_schedule (self, record, S_DLT_WAIT);
 }
 
+/* Logs (debug) and exports the window's limit after it moved. */
+static void
+s_window_changed (ingest_kafka_t *self, const char *why)
+{
+    size_t limit = ingest_window_limit (&self->window);
+    ingest_metrics_kafka_window (limit);
+    log_debug (NULL, NULL, "kafka: window %zu commands (%zu in flight, baseline latency %.1f ms)%s%s", limit,
+               self->submitted, ingest_window_baseline_ms (&self->window), why ? ": " : "", why ? why : "");
+}
+
 void
 ingest_kafka_result (ingest_kafka_t *self, uint64_t ticket, const char *command_id, const char *result)
 {
@@ -957,6 +1046,10 @@ ingest_kafka_result (ingest_kafka_t *self, uint64_t ticket, const char *command_
     }
     if (command_id && *command_id)
         snprintf (record->command_id, sizeof record->command_id, "%s", command_id);
+    int64_t now = zclock_mono ();
+    size_t in_flight = self->submitted;
+    self->submitted--;
+    record->state = S_ANSWERED;
     if (record->probe) {
         record->probe = 0;
         self->probes--;
@@ -966,6 +1059,9 @@ ingest_kafka_result (ingest_kafka_t *self, uint64_t ticket, const char *command_
     ingest_outcome_t outcome;
     ingest_dlt_classify (result, &outcome);
     if (outcome.outcome == INGEST_OUTCOME_RETRY) {
+        /* A 503 or a timeout: the store (or the path to it) took more than it could. */
+        if (ingest_window_failure (&self->window, record->submitted_ms, now))
+            s_window_changed (self, "a command failed for now");
         if (!self->failing) {
             self->failing = 1;
             log_warn (corr, NULL, "kafka: commands fail for now (%d %s: %s); records are retried one at a time, "
@@ -988,6 +1084,12 @@ ingest_kafka_result (ingest_kafka_t *self, uint64_t ticket, const char *command_
         log_info (corr, NULL, "kafka: commands succeed again; %zu records retried now", zlistx_size (self->retries));
     }
     if (outcome.outcome == INGEST_OUTCOME_ACK) {
+        /* Only answers from the store's side measure it: a rejection may come from
+         * ingest or the handler alone, in no time. */
+        size_t before = ingest_window_limit (&self->window);
+        ingest_window_success (&self->window, record->submitted_ms, now, in_flight);
+        if (ingest_window_limit (&self->window) != before)
+            s_window_changed (self, NULL);
         if (outcome.duplicate)
             self->stats.duplicate++;
         else

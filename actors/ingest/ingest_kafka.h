@@ -35,7 +35,9 @@ typedef struct {
  * (default kyc_events) at kafka_brokers, with every librdkafka property passed
  * through (kafka_config_apply), and starts the dead-letter producer for
  * "<topic>.DLT". Settings (section dossier): kafka_max_in_flight (records held at
- * once, default 5000), kafka_retry_backoff_ms (default 200) and
+ * once, default 5000), kafka_window_min / kafka_window_max / kafka_window_slack_ms
+ * (the adaptive bound on commands in flight, ingest_window.h: 4, 1000, 500),
+ * kafka_retry_backoff_ms (default 200) and
  * kafka_retry_backoff_max_ms (default 10000). Connecting is asynchronous: an
  * unreachable broker is not an error here. Returns NULL (logged) when librdkafka
  * refuses the configuration. config is borrowed and must outlive the source. */
@@ -69,7 +71,7 @@ void ingest_kafka_result (ingest_kafka_t *self, uint64_t ticket, const char *com
 /* Milliseconds until ingest_kafka_service / ingest_kafka_next have work (0: now). */
 int64_t ingest_kafka_timeout (ingest_kafka_t *self);
 
-/* Records held (submitted, waiting for a retry, or being dead-lettered). */
+/* Records held (ready to submit, submitted, waiting for a retry, or being dead-lettered). */
 size_t ingest_kafka_in_flight (ingest_kafka_t *self);
 
 #endif

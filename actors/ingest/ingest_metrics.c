@@ -19,6 +19,9 @@ static metrics_memo_t s_retries = METRICS_MEMO_COUNTER ("dossier_ingest_kafka_re
     "Kafka records submitted again after a transient failure.", "");
 static metrics_memo_t s_in_flight = METRICS_MEMO_GAUGE ("dossier_ingest_commands_in_flight",
     "Commands sent (or queued behind one of the same id) and not yet answered.", "");
+static metrics_memo_t s_window = METRICS_MEMO_GAUGE ("dossier_ingest_kafka_window_commands",
+    "Kafka commands ingest may keep in flight now (the adaptive window: it shrinks when the store's "
+    "answers slow down or fail, grows while they stay fast).", "");
 static metrics_memo_t s_lag = METRICS_MEMO_GAUGE ("dossier_ingest_kafka_consumer_lag",
     "Records of a partition after the group's committed offset (the stored one before the first commit); "
     "0 once this instance no longer owns the partition.", "topic=\"other\",partition=\"other\"");
@@ -74,6 +77,12 @@ void
 ingest_metrics_in_flight (size_t commands)
 {
     metric_set (metrics_memo_get (&s_in_flight, metrics_process (), ""), (double) commands);
+}
+
+void
+ingest_metrics_kafka_window (size_t commands)
+{
+    metric_set (metrics_memo_get (&s_window, metrics_process (), ""), (double) commands);
 }
 
 void

@@ -23,6 +23,9 @@ void ingest_metrics_dead_letter (void);
 void ingest_metrics_kafka_retry (void);
 void ingest_metrics_in_flight (size_t commands);
 
+/* The Kafka source's adaptive in-flight limit (ingest_window), in commands. */
+void ingest_metrics_kafka_window (size_t commands);
+
 /* The consumer lag of one partition of topic, in records. */
 void ingest_metrics_kafka_lag (const char *topic, int32_t partition, int64_t lag);
 
