@@ -88,10 +88,18 @@ def test_metrics_merge_every_process(dossier, kyc_record):
     created = dossier.post("/v1/cases", kyc_record, headers={"Idempotency-Key": "metrics-kyc-1"})
     assert created.status in (200, 201), created.body
     dossier.get("/v1/cases/00000000-0000-0000-0000-000000000000")      # a 404
-    r = dossier.get("/metrics")
-    assert r.status == 200
-    assert r.headers.get("Content-Type", "").startswith("text/plain; version=0.0.4")
-    families = parse(r.body.decode())
+
+    # Each process writes its file once a second: right after start some may not have yet.
+    def scrape():
+        r = dossier.get("/metrics")
+        assert r.status == 200
+        assert r.headers.get("Content-Type", "").startswith("text/plain; version=0.0.4")
+        families = parse(r.body.decode())
+        processes = {l.get("process") for f in families.values() for _, l, _ in f["samples"]}
+        up = {l["child"]: v for n, l, v in series(families, "dossier_supervisor_child_up", process="supervisor")}
+        ready = {"supervisor", "gateway", "notifier"} <= processes and all(v == 1 for v in up.values())
+        return families if ready else None
+    families = wait_for(scrape, 10, what="every process's metrics file")
 
     # The gateway counts its answers by route pattern and status, with latency.
     assert series(families, "dossier_http_requests_total", process="gateway", route="/v1/cases", status=str(created.status))
