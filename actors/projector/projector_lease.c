@@ -108,6 +108,16 @@ s_renew (projector_lease_t *self, projection_t *projection, int64_t now)
     int rc = projection_lease_renew (projection, self->index, self->owner, now, self->ttl);
     if (rc == 1)
         return s_lose (self, "another projector holds it now");
+    if (rc == -2) {
+        /* a long writer (a rebuild in place) holds the file: nobody can take the lease
+         * meanwhile, so it is not lost for expiring; the renewal after it tells */
+        if (!self->failing)
+            log_warn (NULL, NULL, "projector: lease of partition %d not renewed: the read models are locked "
+                      "by another writer (a rebuild in place?); retrying", self->index);
+        self->failing = 1;
+        self->due = now + (S_RETRY_MS < self->ttl / 3 ? S_RETRY_MS : self->ttl / 3);
+        return PROJECTOR_LEASE_NOTHING;
+    }
     if (rc < 0) {
         if (now >= self->expires)
             return s_lose (self, "the database could not be reached to renew it before it expired");

@@ -29,7 +29,8 @@ void projector_lease_destroy (projector_lease_t **self_p);
 /* Does what is due at now_ms (wall clock): standby, tries to claim (every TTL/3) and
  * on success projection_set_partition (a partition it cannot read is released
  * again); holding, renews every TTL/3 (after a failed renewal, every second until it
- * succeeds or the lease expires). projection must be loaded and outside a
+ * succeeds or the lease expires; while another writer keeps the SQLite file locked,
+ * a rebuild in place, every second without expiring: nobody can take it). projection must be loaded and outside a
  * transaction, except that a renewal may run inside one on SQLite (readmodel_store.h). */
 projector_lease_event_t projector_lease_tick (projector_lease_t *self, projection_t *projection, int64_t now_ms);
 

@@ -838,8 +838,9 @@ s_lease_claim (void *impl, int count, const char *owner, int64_t now_ms, int64_t
     return rc;
 }
 
-/* UPDATE of our lease's expiry to expires_at; 0 done, 1 not ours, -1 failed. One
- * statement: atomic by itself, or part of the transaction that is open. */
+/* UPDATE of our lease's expiry to expires_at; 0 done, 1 not ours, -2 the file stayed
+ * locked by another writer, -1 failed. One statement: atomic by itself, or part of
+ * the transaction that is open. */
 static int
 s_lease_update (s_self_t *self, int count, int index, const char *owner, int64_t expires_at)
 {
@@ -851,8 +852,10 @@ s_lease_update (s_self_t *self, int count, int index, const char *owner, int64_t
     sqlite3_bind_int (st, 2, index);
     sqlite3_bind_text (st, 3, owner, -1, SQLITE_STATIC);
     sqlite3_bind_int64 (st, 4, expires_at);
-    int rc = sqlite3_step (st) == SQLITE_DONE ? (sqlite3_changes (self->db) == 1 ? 0 : 1) : -1;
-    if (rc < 0)
+    int step = sqlite3_step (st);
+    int rc = step == SQLITE_DONE ? (sqlite3_changes (self->db) == 1 ? 0 : 1)
+           : step == SQLITE_BUSY ? -2 : -1;
+    if (rc == -1)
         log_warn (NULL, NULL, "projection: %s: renewing a lease: %s", self->path, sqlite3_errmsg (self->db));
     sqlite3_finalize (st);
     return rc;

@@ -146,7 +146,9 @@ typedef struct {
     int   (*lease_claim) (void *impl, int count, const char *owner, int64_t now_ms, int64_t ttl_ms, int *index);
     /* Moves our lease's expiry to now_ms + ttl_ms if owner still holds it (expired or
      * not, as long as nobody took it). 0 renewed, 1 taken by another owner (or gone),
-     * -1 failed. Inside begin..commit on SQLite it is part of that transaction. */
+     * -2 the database stayed locked by another writer (SQLite: a rebuild in place, one
+     * long transaction; while it lasts nobody can claim the lease either), -1 failed.
+     * Inside begin..commit on SQLite it is part of that transaction. */
     int   (*lease_renew) (void *impl, int count, int index, const char *owner, int64_t now_ms, int64_t ttl_ms);
     /* Lets our lease expire now (a clean stop), so that a standby need not wait for
      * the TTL. 0 ok (or not ours any more), -1 failed. */

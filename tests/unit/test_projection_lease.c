@@ -3,7 +3,8 @@
  * standby when all are held, renew, take over an expired lease, lose it to a taker,
  * release, and keep the leases through a rebuild in place; then projector_lease.c's
  * state machine on SQLite (claim, standby, renewal, takeover by a standby, a lost
- * lease, a renewal that fails until expiry). Times are chosen by the test. */
+ * lease, a renewal that fails until expiry, one that waits for a locked file past
+ * expiry). Times are chosen by the test. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -225,17 +226,28 @@ test_state_machine (void **state)
     assert_int_equal (projector_lease_tick (ll, late, 104001), PROJECTOR_LEASE_CLAIMED);
     assert_int_equal (projector_lease_index (ll), 1);
 
-    /* the database cannot be written: holder 0 retries every second, and gives up
-     * when its lease expires (last renewed at 103000: until 106000) */
+    /* another writer keeps the file locked (as a rebuild in place does) past the
+     * lease's expiry (106000): nobody can take it meanwhile, so it is not lost, and
+     * the renewal after the lock goes succeeds (each attempt waits 10 s for the lock) */
     sqlite3 *db = NULL;
     assert_int_equal (sqlite3_open (t.path, &db), SQLITE_OK);
+    assert_int_equal (sqlite3_exec (db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal (projector_lease_tick (l [0], p [0], 106500), PROJECTOR_LEASE_NOTHING);
+    assert_string_equal (projector_lease_state (l [0]), "held");
+    assert_int_equal (projector_lease_due (l [0]), 107500);
+    assert_int_equal (sqlite3_exec (db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal (projector_lease_tick (l [0], p [0], 107500), PROJECTOR_LEASE_NOTHING);
+    assert_int_equal (projector_lease_expires (l [0]), 110500);
+
+    /* the database cannot be written: holder 0 retries every second, and gives up
+     * when its lease expires (last renewed at 107500: until 110500) */
     assert_int_equal (sqlite3_exec (db, "DROP TABLE projector_leases", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close (db);
-    assert_int_equal (projector_lease_tick (l [0], p [0], 104000), PROJECTOR_LEASE_NOTHING);
+    assert_int_equal (projector_lease_tick (l [0], p [0], 108500), PROJECTOR_LEASE_NOTHING);
     assert_string_equal (projector_lease_state (l [0]), "held");
-    assert_int_equal (projector_lease_due (l [0]), 105000);
-    assert_int_equal (projector_lease_tick (l [0], p [0], 105000), PROJECTOR_LEASE_NOTHING);
-    assert_int_equal (projector_lease_tick (l [0], p [0], 106000), PROJECTOR_LEASE_LOST);
+    assert_int_equal (projector_lease_due (l [0]), 109500);
+    assert_int_equal (projector_lease_tick (l [0], p [0], 109500), PROJECTOR_LEASE_NOTHING);
+    assert_int_equal (projector_lease_tick (l [0], p [0], 110500), PROJECTOR_LEASE_LOST);
     assert_non_null (strstr (projector_lease_lost_reason (l [0]), "could not be reached"));
 
     projector_lease_destroy (&ll);
