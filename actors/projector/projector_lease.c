@@ -139,8 +139,12 @@ s_renew (projector_lease_t *self, projection_t *projection, int64_t now)
 projector_lease_event_t
 projector_lease_tick (projector_lease_t *self, projection_t *projection, int64_t now_ms)
 {
-    if (self->state == S_LOST || now_ms < self->due || !projection_loaded (projection))
+    if (self->state == S_LOST || now_ms < self->due)
         return PROJECTOR_LEASE_NOTHING;
+    if (!projection_loaded (projection)) {
+        self->due = now_ms + S_RETRY_MS;        /* its database is not there yet */
+        return PROJECTOR_LEASE_NOTHING;
+    }
     return self->state == S_STANDBY ? s_claim (self, projection, now_ms) : s_renew (self, projection, now_ms);
 }
 
