@@ -1128,9 +1128,10 @@ s_lease_write (s_self_t *self, int count, int index, const bson_t *extra, const 
     return rc;
 }
 
-/* Each partition in turn: {_id, $or: [{owner: me}, {expires_at: {$lt: now}}]} upserted.
- * A lease that is ours is taken first only in the sense that it matches wherever it
- * is met; the projector claims only while it holds none, so that order is enough. */
+/* Each partition in turn: {_id, $or: [{owner: me}, {expires_at: {$lt: now}}]} upserted;
+ * the first that matches (ours, expired) or is inserted (free) is claimed. Unlike the
+ * SQLite claim it does not look for one of ours past a free one first: the projector
+ * claims only while it holds none, so the difference never shows. */
 static int
 s_lease_claim (void *impl, int count, const char *owner, int64_t now_ms, int64_t ttl_ms, int *index)
 {
