@@ -477,8 +477,12 @@ def test_three_projectors_lease_two_partitions_and_a_standby_takes_over(start, t
         paths.append((path, count))
     d = start(AUTO, backend, AUTO_ENV)
     _wait_running(d, AUTO)
-    active = wait_for(lambda: _active(d) if len(_active(d)) == 2 else None, 30, interval=0.2,
-                      what="two partitions leased")
+    def leased(not_by=None):
+        """_active(d) once both partitions are held, partition 0 not by not_by (one look:
+        a takeover may be under way between two)."""
+        now = _active(d)
+        return now if len(now) == 2 and now[0] != not_by else None
+    active = wait_for(leased, 30, interval=0.2, what="two partitions leased")
     pids = d.pids("projector")
     standby = set(pids) - set(active.values())
     assert len(standby) == 1, (pids, active)
@@ -497,8 +501,7 @@ def test_three_projectors_lease_two_partitions_and_a_standby_takes_over(start, t
     wait_for(lambda: d.event_count() > head + n // 8, 60, what="second ingestion under way")
     killed_at = time.time()
     os.kill(victim, signal.SIGKILL)
-    taken = wait_for(lambda: _active(d) if len(_active(d)) == 2 and _active(d)[0] != victim else None,
-                     60, interval=0.1, what="partition 0 taken over")
+    taken = wait_for(lambda: leased(not_by=victim), 60, interval=0.1, what="partition 0 taken over")
     took = time.time() - killed_at
     print("partition 0 taken over by pid %d %.1f s after its holder was killed (lease %d ms)"
           % (taken[0], took, LEASE_MS))
