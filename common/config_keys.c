@@ -57,7 +57,9 @@ static const config_key_t s_keys [] = {
     { "dossier", "projector_partitions", "DOSSIER_PROJECTOR_PARTITIONS", NULL, "projector", NULL,
       "number of projector partitions (events split by a hash of the case id); default DOSSIER_INSTANCES, else 1" },
     { "dossier", "projector_partition", "DOSSIER_PROJECTOR_PARTITION", NULL, "projector", NULL,
-      "the partition this projector owns (0-based); default DOSSIER_INSTANCE (e.g. a StatefulSet ordinal), else 0" },
+      "the partition this projector owns (0-based), or auto: claimed by a lease in the read models; default DOSSIER_INSTANCE (e.g. a StatefulSet ordinal), else 0" },
+    { "dossier", "projector_lease_ms", "DOSSIER_PROJECTOR_LEASE_MS", "15000", "projector", NULL,
+      "projector_partition = auto: lease time to live in ms, renewed every third of it; a dead holder's partition is taken over within about this long" },
 
     /* ---- handler ---- */
     { "dossier", "rules_file", "DOSSIER_RULES_FILE", "config/rules.json", "handler", NULL,

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 uint32_t
 partition_hash (const char *stream)
@@ -70,10 +71,14 @@ partition_from_config (config_t *config, int *index, int *count, char *err, size
         i_is_instance = 1;
     }
     long n = 1, i = 0;
+    int is_auto = !i_is_instance && strcmp (i_text, "auto") == 0;
     if (n_text && *n_text && s_number (n_text, 1, PARTITION_MAX, &n)) {
         snprintf (err, err_size, "%s must be a number from 1 to %d, not \"%.40s\"", n_from, PARTITION_MAX, n_text);
         return -1;
     }
+    if (is_auto)
+        i = PARTITION_AUTO;
+    else
     if (i_text && *i_text && s_number (i_text, 0, PARTITION_MAX, &i)) {
         /* a DOSSIER_INSTANCE that is a host name (containers) names no partition */
         if (i_is_instance && n == 1)
@@ -83,7 +88,7 @@ partition_from_config (config_t *config, int *index, int *count, char *err, size
             return -1;
         }
     }
-    if (i >= n) {
+    if (!is_auto && i >= n) {
         snprintf (err, err_size, "partition %ld does not exist: %s is %ld (partitions are 0 to %ld)",
                   i, n_from, n, n - 1);
         return -1;

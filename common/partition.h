@@ -13,6 +13,9 @@
 
 /* Largest number of partitions accepted (the checkpoint names stay short). */
 #define PARTITION_MAX 1024
+/* The index partition_from_config gives for projector_partition = "auto": none yet,
+ * the projector claims one by lease (actors/projector/projector_lease.h). */
+#define PARTITION_AUTO (-1)
 /* Room for a checkpoint name "projector/<i>-of-<n>" and its NUL. */
 #define PARTITION_NAME_MAX 32
 
@@ -30,8 +33,8 @@ int partition_checkpoint_name (int index, int count, char *out, size_t size);
 
 /* A projector's partition from config: count = projector_partitions, default
  * $DOSSIER_INSTANCES (set by the supervisor: how many of this process it runs), else 1;
- * index = projector_partition, default $DOSSIER_INSTANCE, else 0. config may be NULL
- * (environment only). Returns 0, or -1 with a reason in err (not a number, count out
+ * index = projector_partition, default $DOSSIER_INSTANCE, else 0; "auto" gives
+ * PARTITION_AUTO (claimed later by lease). config may be NULL (environment only). Returns 0, or -1 with a reason in err (not a number, count out
  * of 1..PARTITION_MAX, index not below count). */
 int partition_from_config (config_t *config, int *index, int *count, char *err, size_t err_size);
 

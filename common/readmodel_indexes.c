@@ -40,6 +40,8 @@ static const s_index_t s_indexes [] = {
 int
 readmodel_is_collection (const char *name)
 {
+    if (name && strcmp (name, RM_COLL_LEASES) == 0)
+        return 1;
     for (size_t i = 0; name && readmodel_collections [i]; i++)
         if (strcmp (name, readmodel_collections [i]) == 0)
             return 1;

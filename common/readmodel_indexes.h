@@ -25,12 +25,17 @@
  * lookups only (the FerretDB test server pushes nothing else down to its indexes). */
 #define RM_COLL_CHILDREN    "rm_case_children"
 
+/* Leases of projector partitions (projector_partition = auto: {_id: "<i>-of-<N>",
+ * partition, partitions, owner, expires_at}). Not in readmodel_collections: a rebuild
+ * keeps it (who projects is not a read model); readmodel_is_collection knows it. */
+#define RM_COLL_LEASES      "rm_projector_leases"
+
 /* Every read-model collection, NULL-terminated. The checkpoint comes first: a rebuild
  * drops it before the rows, so a crash in between restarts from zero, never from a
  * checkpoint that claims rows which are gone. */
 extern const char *const readmodel_collections [];
 
-/* 1 if name is one of readmodel_collections, else 0. */
+/* 1 if name is one of readmodel_collections or RM_COLL_LEASES, else 0. */
 int readmodel_is_collection (const char *name);
 
 /* Defaults of the configuration keys (environment DOSSIER_<KEY> wins, then the file). */

@@ -590,7 +590,12 @@ s_new (const readmodel_store_ops_t *ops, const char *location, config_t *config,
         log_error (NULL, NULL, "projection: %s", err);
         goto fail;
     }
-    partition_checkpoint_name (self->part_index, self->part_count, self->checkpoint_name, sizeof self->checkpoint_name);
+    /* auto (no partition until a lease is claimed): the name stays empty, so load
+     * reads the least row, and nothing is applied before projection_set_partition
+     * (a rebuild target writes every partition's row: any index names them) */
+    if (self->part_index != PARTITION_AUTO || rebuild)
+        partition_checkpoint_name (self->part_index < 0 ? 0 : self->part_index, self->part_count,
+                                   self->checkpoint_name, sizeof self->checkpoint_name);
     /* a rebuild target holds every partition: nobody else writes it */
     self->all_partitions = rebuild;
     self->impl = rebuild && ops->open_rebuild ? ops->open_rebuild (location, config) : ops->open (location, config);
@@ -704,6 +709,40 @@ projection_partition (projection_t *self, int *index, int *count)
     *count = self->part_count;
 }
 
+int
+projection_set_partition (projection_t *self, int index)
+{
+    if (!self->loaded || self->in_tx || index < 0 || index >= self->part_count)
+        return -1;
+    char name [PARTITION_NAME_MAX];
+    int64_t position = 0;
+    partition_checkpoint_name (index, self->part_count, name, sizeof name);
+    if (self->ops->checkpoint_get (self->impl, name, &position) < 0)
+        return -1;
+    self->part_index = index;
+    memcpy (self->checkpoint_name, name, sizeof name);
+    self->checkpoint = self->pending = position;
+    return 0;
+}
+
+int
+projection_lease_claim (projection_t *self, const char *owner, int64_t now_ms, int64_t ttl_ms, int *index)
+{
+    return self->ops->lease_claim ? self->ops->lease_claim (self->impl, self->part_count, owner, now_ms, ttl_ms, index) : -1;
+}
+
+int
+projection_lease_renew (projection_t *self, int index, const char *owner, int64_t now_ms, int64_t ttl_ms)
+{
+    return self->ops->lease_renew ? self->ops->lease_renew (self->impl, self->part_count, index, owner, now_ms, ttl_ms) : -1;
+}
+
+int
+projection_lease_release (projection_t *self, int index, const char *owner)
+{
+    return self->ops->lease_release ? self->ops->lease_release (self->impl, self->part_count, index, owner) : -1;
+}
+
 void
 projection_set_all_partitions (projection_t *self, int all)
 {
@@ -722,8 +761,9 @@ projection_checkpoints (projection_t *self, rm_checkpoint_fn *fn, void *arg)
 static int
 s_ours (projection_t *self, const event_t *ev)
 {
-    return self->all_partitions || self->part_count <= 1
-        || partition_of (ev->stream, self->part_count) == self->part_index;
+    return self->all_partitions
+        || (self->part_index != PARTITION_AUTO
+            && (self->part_count <= 1 || partition_of (ev->stream, self->part_count) == self->part_index));
 }
 
 /* Writes the checkpoint rows: its own, or every partition's (a rebuild). */
@@ -1901,7 +1941,9 @@ projection_clear (projection_t *self)
 int
 projection_apply_in_tx (projection_t *self, const event_t *events, size_t count)
 {
-    if (!self->in_tx)
+    /* no partition yet (auto, before its lease): nothing is its to apply, and it has
+     * no checkpoint row to move */
+    if (!self->in_tx || (self->part_index == PARTITION_AUTO && !self->all_partitions))
         return -1;
     s_batch_forget (self);
     /* Parse first, so that the rows the batch needs are read in a few requests. */

@@ -55,6 +55,18 @@ int64_t projection_checkpoint (projection_t *self);
  * row is partition_checkpoint_name (index, count). 0 of 1 without a config. */
 void projection_partition (projection_t *self, int *index, int *count);
 
+/* projector_partition = auto: the projection starts with no partition (index
+ * PARTITION_AUTO: applying fails) until the projector claims one by lease and
+ * sets it here, which reads that partition's checkpoint (projection_checkpoint)
+ * as load does. Loaded and outside a transaction; 0 ok, -1 failed. */
+int projection_set_partition (projection_t *self, int index);
+
+/* The backend's leases of this projection's partition count (readmodel_store.h:
+ * lease_claim, lease_renew, lease_release; same returns). */
+int projection_lease_claim (projection_t *self, const char *owner, int64_t now_ms, int64_t ttl_ms, int *index);
+int projection_lease_renew (projection_t *self, int index, const char *owner, int64_t now_ms, int64_t ttl_ms);
+int projection_lease_release (projection_t *self, int index, const char *owner);
+
 /* all 1: apply every event and write every partition's checkpoint (a rebuild in
  * place); 0: back to its own partition. A rebuild target is always all. */
 void projection_set_all_partitions (projection_t *self, int all);

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "partition.h"
 #include "projection.h"
+#include "projector_lease.h"
 #include "readmodel_indexes.h"
 #include "ready.h"
 #include "store_proto.h"
@@ -78,7 +79,10 @@ typedef struct {
     int64_t tx_events, tx_started;
     int rewind;                 /* a shared transaction failed, or another writer moved the
                                    checkpoint back: read again from the checkpoint */
-    int partition, partitions;  /* the cases it projects (partition.h) */
+    int partition, partitions;  /* the cases it projects (partition.h); PARTITION_AUTO
+                                   until a lease is claimed */
+    projector_lease_t *lease;   /* projector_partition = auto, else NULL */
+    int exit_rc;                /* projector_run's result: -1 after a lost lease */
     int said_ready;             /* what health_set_ready was last told (-1: nothing yet) */
     unsigned apply_failures;    /* consecutive batches the database refused */
     s_rebuild_t *rebuild;
@@ -579,10 +583,19 @@ s_status (self_t *self)
     }
     else
         json_object_clear (rows);
-    return json_pack ("{s:I, s:I, s:I, s:i, s:i, s:o}", "position", (json_int_t) position,
-                      "head", (json_int_t) (head > position ? head : position),
-                      "own_position", (json_int_t) own,
-                      "partition", self->partition, "partitions", self->partitions, "checkpoints", rows);
+    json_t *status = json_pack ("{s:I, s:I, s:I, s:i, s:i, s:o}", "position", (json_int_t) position,
+                                "head", (json_int_t) (head > position ? head : position),
+                                "own_position", (json_int_t) own,
+                                "partition", self->partition, "partitions", self->partitions, "checkpoints", rows);
+    /* auto: who holds the partition, until when (a standby binds no control socket:
+     * it is never the one asked) */
+    if (status && self->lease)
+        json_object_set_new (status, "lease",
+                             json_pack ("{s:s, s:s, s:I, s:I}", "state", projector_lease_state (self->lease),
+                                        "owner", projector_lease_owner (self->lease),
+                                        "expires_at", (json_int_t) projector_lease_expires (self->lease),
+                                        "ttl_ms", (json_int_t) projector_lease_ttl (self->lease)));
+    return status;
 }
 
 static void
@@ -632,7 +645,14 @@ s_self_destroy (self_t **self_p)
         self_t *self = *self_p;
         if (self->rebuild)
             s_rebuild_finish (self, 0, "unavailable", "the projector is stopping");
-        s_tx_commit (self);             /* what was applied is kept */
+        if (!self->lease || projector_lease_index (self->lease) >= 0)
+            s_tx_commit (self);         /* what was applied is kept */
+        else
+        if (self->tx_open)
+            projection_rollback (self->projection);     /* a lost lease: stop applying */
+        if (self->lease && self->projection)
+            projector_lease_release (self->lease, self->projection);
+        projector_lease_destroy (&self->lease);
         zpoller_destroy (&self->poller);
         subscription_destroy (&self->sub);
         zsock_destroy (&self->ctl);
@@ -668,6 +688,10 @@ s_load_tick (self_t *self)
     if (self->sub || zclock_mono () < self->load_at)
         return;
     self->load_at = zclock_mono () + S_LOAD_RETRY_MS;
+    if (self->partition == PARTITION_AUTO) {
+        projection_load (self->projection);     /* the lease tick claims, then subscribes */
+        return;
+    }
     if (projection_load (self->projection) != 0)
         return;
     if (s_subscribe (self) != 0) {
@@ -677,6 +701,58 @@ s_load_tick (self_t *self)
     }
     log_info (NULL, NULL, "projector: read models reachable, following the log from position %lld",
               (long long) projection_checkpoint (self->projection) + 1);
+}
+
+/* Binds the control socket (the holder of partition 0 only, so that the partitions
+ * do not fight over one endpoint: its rebuild covers every partition). 0 ok, -1 failed. */
+static int
+s_bind_ctl (self_t *self)
+{
+    self->ctl = zsock_new (ZMQ_ROUTER);
+    if (!self->ctl)
+        return -1;
+    zsock_set_linger (self->ctl, 0);
+    if (zsock_bind (self->ctl, "%s", self->ctl_ep) == -1) {   /* tcp: returns the port */
+        log_error (NULL, NULL, "projector: cannot bind %s: %s", self->ctl_ep, zmq_strerror (zmq_errno ()));
+        return -1;
+    }
+    zpoller_add (self->poller, self->ctl);
+    return 0;
+}
+
+/* projector_partition = auto: claims a partition (then binds the control socket for
+ * partition 0, and follows the log), renews it, and stops the projector when it is
+ * lost: a restart claims again. A pending shared transaction is committed before a
+ * renewal, so the renewal is its own; only a rebuild in place renews inside its
+ * transaction (SQLite: nobody else can write meanwhile anyway). */
+static void
+s_lease_tick (self_t *self)
+{
+    if (!self->lease || self->stopping)
+        return;
+    int64_t now = zclock_time ();
+    if (now < projector_lease_due (self->lease))
+        return;
+    if (self->tx_open && !(self->rebuild && self->rebuild->in_place))
+        s_tx_commit (self);
+    projector_lease_event_t ev = projector_lease_tick (self->lease, self->projection, now);
+    if (ev == PROJECTOR_LEASE_CLAIMED) {
+        self->partition = projector_lease_index (self->lease);
+        if ((self->partition == 0 && s_bind_ctl (self) != 0) || s_subscribe (self) != 0) {
+            log_error (NULL, NULL, "projector: cannot take up partition %d (control socket or subscription)",
+                       self->partition);
+            self->stopping = 1;
+            self->exit_rc = -1;
+            return;
+        }
+        log_info (NULL, NULL, "projector: partition %d of %d: following the log from position %lld",
+                  self->partition, self->partitions, (long long) projection_checkpoint (self->projection) + 1);
+    }
+    else
+    if (ev == PROJECTOR_LEASE_LOST) {
+        self->stopping = 1;
+        self->exit_rc = -1;
+    }
 }
 
 static self_t *
@@ -713,21 +789,26 @@ s_self_new (config_t *config, zsock_t *pipe)
     self->poller = zpoller_new (NULL);
     if (!self->poller)
         goto fail;
-    /* One control socket: partition 0's (its rebuild covers every partition), so
-     * that the partitions do not fight over one endpoint. */
-    if (self->partition == 0) {
-        self->ctl = zsock_new (ZMQ_ROUTER);
-        if (!self->ctl)
-            goto fail;
-        zsock_set_linger (self->ctl, 0);
-        if (zsock_bind (self->ctl, "%s", self->ctl_ep) == -1) {   /* tcp: returns the port */
-            log_error (NULL, NULL, "projector: cannot bind %s: %s", self->ctl_ep, zmq_strerror (zmq_errno ()));
-            goto fail;
-        }
-        zpoller_add (self->poller, self->ctl);
-    }
+    /* One control socket: partition 0's (s_bind_ctl); with auto, bound once
+     * partition 0 is claimed (s_lease_tick). */
+    if (self->partition == 0 && s_bind_ctl (self) != 0)
+        goto fail;
     if (pipe)
         zpoller_add (self->poller, pipe);
+    if (self->partition == PARTITION_AUTO) {
+        long ttl = atol (config_get (config, "projector_lease_ms", PROJECTOR_LEASE_TTL_MS));
+        if (ttl < 30) {
+            log_error (NULL, NULL, "projector: projector_lease_ms must be at least 30, not %ld", ttl);
+            goto fail;
+        }
+        self->lease = projector_lease_new (ttl);
+        if (!self->lease)
+            goto fail;
+        s_lease_tick (self);            /* claimed at once when a partition is free */
+        if (self->stopping)
+            goto fail;
+    }
+    else
     if (projection_loaded (self->projection) && s_subscribe (self) != 0)
         goto fail;
     return self;
@@ -745,8 +826,9 @@ projector_run (config_t *config, zsock_t *pipe)
             zsock_signal (pipe, 1);
         return -1;
     }
-    log_info (NULL, NULL, "projector: partition %d of %d ready at position %lld, read models %s (%s)%s",
+    log_info (NULL, NULL, "projector: partition %d of %d%s ready at position %lld, read models %s (%s)%s",
               self->partition, self->partitions,
+              !self->lease ? "" : self->partition == PARTITION_AUTO ? " (auto: standby, no lease yet)" : " (auto: leased)",
               (long long) projection_checkpoint (self->projection), self->location,
               projection_backend (self->projection),
               projection_loaded (self->projection) ? "" : ", not reachable yet");
@@ -759,10 +841,16 @@ projector_run (config_t *config, zsock_t *pipe)
                     : self->sub ? subscription_timeout (self->sub) : S_LOAD_RETRY_MS;
         if (self->rebuild && timeout > S_PROGRESS_MS)
             timeout = S_PROGRESS_MS;
+        if (self->lease) {
+            int64_t wait = projector_lease_due (self->lease) - zclock_time ();
+            if (wait < timeout)
+                timeout = wait < 0 ? 0 : (int) wait;
+        }
         health_beat ();
         /* Ready for the metrics port's /ready once the read models are open and the
-         * feed followed; a readmodel backend not reachable yet says so. */
-        int ready = projection_loaded (self->projection) && self->sub != NULL;
+         * feed followed; a readmodel backend not reachable yet says so. A standby
+         * (auto, every partition leased) is ready too: it is where it should be. */
+        int ready = projection_loaded (self->projection) && (self->sub != NULL || self->lease != NULL);
         if (ready != self->said_ready) {
             health_set_ready (ready, "read models not reachable yet");
             self->said_ready = ready;
@@ -787,13 +875,15 @@ projector_run (config_t *config, zsock_t *pipe)
             s_busy_tick (self);
         }
         s_load_tick (self);
+        s_lease_tick (self);
         s_rebuild_tick (self);
         projector_metrics_progress (projection_checkpoint (self->projection),
                                     self->sub ? subscription_head (self->sub) : 0);
     }
     log_info (NULL, NULL, "projector: stopping at position %lld", (long long) projection_checkpoint (self->projection));
+    int rc = self->exit_rc;
     s_self_destroy (&self);
-    return 0;
+    return rc;
 }
 
 void

@@ -16,8 +16,11 @@
  * (ready_signal (), and zsock_signal (pipe) when running as an actor). A MongoDB that
  * does not answer yet is no reason to fail: the projector is ready, and follows the
  * log once the database answers. ctl.rebuild's target is a file path on SQLite and
- * a database name on MongoDB. Returns 0 on a clean stop, -1 when it could not start
- * (logged; an actor's pipe is then signalled with status 1). */
+ * a database name on MongoDB. projector_partition = auto: it claims a partition by
+ * lease first (projector_lease.h; a standby is ready, binds nothing and waits), and
+ * the holder of partition 0 binds "projector". Returns 0 on a clean stop, -1 when it
+ * could not start (logged; an actor's pipe is then signalled with status 1) or when
+ * it lost its lease (logged: a restart claims again). */
 int projector_run (config_t *config, zsock_t *pipe);
 
 /* zactor entry point; args is the config_t * (borrowed, must outlive the actor). */

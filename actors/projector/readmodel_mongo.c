@@ -27,6 +27,7 @@ enum {
     S_CASES, S_COMPANIES, S_PERSONS, S_BOS, S_DOCUMENTS,    /* rows: insert, else guarded upsert */
     S_EVENTS, S_ERRORS,                                     /* inserts: a duplicate is already there */
     S_CHILDREN, S_CHECKPOINTS,
+    S_LEASES,                                               /* projector_partition = auto */
     S_COLL_COUNT
 };
 #define S_ROW_COLLS 5
@@ -35,6 +36,7 @@ static const char *s_coll_names [S_COLL_COUNT] = {
     [S_CASES] = RM_COLL_CASES, [S_COMPANIES] = RM_COLL_COMPANIES, [S_PERSONS] = RM_COLL_PERSONS,
     [S_BOS] = RM_COLL_BOS, [S_DOCUMENTS] = RM_COLL_DOCUMENTS, [S_EVENTS] = RM_COLL_EVENTS,
     [S_ERRORS] = RM_COLL_ERRORS, [S_CHILDREN] = RM_COLL_CHILDREN, [S_CHECKPOINTS] = RM_COLL_CHECKPOINTS,
+    [S_LEASES] = RM_COLL_LEASES,
 };
 
 /* Where each kind of child row lives, and its list in rm_case_children. */
@@ -1082,6 +1084,101 @@ s_children_get (void *impl, const char *const *case_ids, const int *fresh, size_
     return rc;
 }
 
+/* ---- leases of projector partitions ------------------------------------------- */
+
+/* One conditional write on lease "<index>-of-<count>": filter {_id, plus extra},
+ * update $set owner/expires_at (and the partition's numbers), upsert as asked. 0 a
+ * document matched or was inserted, 1 none did (a duplicate key on upsert: someone
+ * else's unexpired lease), -1 failed. */
+static int
+s_lease_write (s_self_t *self, int count, int index, const bson_t *extra, const char *owner,
+               int64_t expires_at, int upsert)
+{
+    char id [32];
+    snprintf (id, sizeof id, "%d-of-%d", index, count);
+    bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, set, opts = BSON_INITIALIZER, reply;
+    BSON_APPEND_UTF8 (&filter, "_id", id);
+    if (extra)
+        bson_concat (&filter, extra);
+    BSON_APPEND_DOCUMENT_BEGIN (&update, "$set", &set);
+    BSON_APPEND_UTF8 (&set, "owner", owner);
+    BSON_APPEND_INT64 (&set, "expires_at", expires_at);
+    BSON_APPEND_INT32 (&set, "partition", index);
+    BSON_APPEND_INT32 (&set, "partitions", count);
+    bson_append_document_end (&update, &set);
+    BSON_APPEND_BOOL (&opts, "upsert", upsert);
+    bson_error_t error;
+    int rc;
+    if (mongoc_collection_update_one (self->coll [S_LEASES], &filter, &update, &opts, &reply, &error)) {
+        bson_iter_t it;
+        rc = s_int (&reply, "matchedCount") > 0 || bson_iter_init_find (&it, &reply, "upsertedId") ? 0 : 1;
+        self->failing = 0;
+    }
+    else
+    if (error.code == S_DUPLICATE_KEY)
+        rc = 1;                             /* the upsert met a lease the filter refused */
+    else {
+        s_fail (self, "writing a lease", &error);
+        rc = -1;
+    }
+    bson_destroy (&reply);
+    bson_destroy (&filter);
+    bson_destroy (&update);
+    bson_destroy (&opts);
+    return rc;
+}
+
+/* Each partition in turn: {_id, $or: [{owner: me}, {expires_at: {$lt: now}}]} upserted;
+ * the first that matches (ours, expired) or is inserted (free) is claimed. Unlike the
+ * SQLite claim it does not look for one of ours past a free one first: the projector
+ * claims only while it holds none, so the difference never shows. */
+static int
+s_lease_claim (void *impl, int count, const char *owner, int64_t now_ms, int64_t ttl_ms, int *index)
+{
+    s_self_t *self = (s_self_t *) impl;
+    for (int i = 0; i < count; i++) {
+        bson_t extra = BSON_INITIALIZER, or, mine, old, lt;
+        BSON_APPEND_ARRAY_BEGIN (&extra, "$or", &or);
+        BSON_APPEND_DOCUMENT_BEGIN (&or, "0", &mine);
+        BSON_APPEND_UTF8 (&mine, "owner", owner);
+        bson_append_document_end (&or, &mine);
+        BSON_APPEND_DOCUMENT_BEGIN (&or, "1", &old);
+        BSON_APPEND_DOCUMENT_BEGIN (&old, "expires_at", &lt);
+        BSON_APPEND_INT64 (&lt, "$lt", now_ms);
+        bson_append_document_end (&old, &lt);
+        bson_append_document_end (&or, &old);
+        bson_append_array_end (&extra, &or);
+        int rc = s_lease_write (self, count, i, &extra, owner, now_ms + ttl_ms, 1);
+        bson_destroy (&extra);
+        if (rc <= 0) {
+            if (rc == 0)
+                *index = i;
+            return rc;
+        }
+    }
+    return 1;
+}
+
+static int
+s_lease_renew (void *impl, int count, int index, const char *owner, int64_t now_ms, int64_t ttl_ms)
+{
+    bson_t extra = BSON_INITIALIZER;
+    BSON_APPEND_UTF8 (&extra, "owner", owner);
+    int rc = s_lease_write ((s_self_t *) impl, count, index, &extra, owner, now_ms + ttl_ms, 0);
+    bson_destroy (&extra);
+    return rc;
+}
+
+static int
+s_lease_release (void *impl, int count, int index, const char *owner)
+{
+    bson_t extra = BSON_INITIALIZER;
+    BSON_APPEND_UTF8 (&extra, "owner", owner);
+    int rc = s_lease_write ((s_self_t *) impl, count, index, &extra, owner, 0, 0);
+    bson_destroy (&extra);
+    return rc < 0 ? -1 : 0;
+}
+
 const readmodel_store_ops_t readmodel_mongo_ops = {
     .name = "mongodb",
     .transactional = 0,
@@ -1104,4 +1201,7 @@ const readmodel_store_ops_t readmodel_mongo_ops = {
     .put_error = s_put_error,
     .sync = s_sync,
     .set_checkpoint = s_set_checkpoint,
+    .lease_claim = s_lease_claim,
+    .lease_renew = s_lease_renew,
+    .lease_release = s_lease_release,
 };

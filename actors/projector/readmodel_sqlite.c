@@ -25,6 +25,10 @@
 #define S_BUSY_TIMEOUT_MS 10000
 #define S_BUSY_POLL_US    2000
 
+/* The leases of projector partitions (projector_partition = auto), in the read-model
+ * file beside the checkpoints. */
+#define S_LEASE_TABLE "projector_leases"
+
 /* Audit-trail rows are inserted this many to a statement: the cost of running a
  * statement is paid once for all of them. */
 #define S_EVENTS_PER_INSERT 32
@@ -410,7 +414,7 @@ s_is_readmodel (const char *path, config_t *config)
         if (sqlite3_prepare_v2 (db, "SELECT name FROM sqlite_master WHERE type = 'table' "
                                 "AND name NOT LIKE 'sqlite_%'", -1, &st, NULL) == SQLITE_OK) {
             static const char *known [] = { "checkpoint", "cases", "companies", "persons", "beneficial_owners",
-                                            "documents", "case_events", "projector_errors" };
+                                            "documents", "case_events", "projector_errors", S_LEASE_TABLE };
             int rc;
             ours = 1;
             while (ours && (rc = sqlite3_step (st)) == SQLITE_ROW) {
@@ -483,8 +487,9 @@ s_clear (void *impl)
         return -1;
     zlist_autofree (names);
     sqlite3_stmt *st = NULL;
+    /* (but the leases of projector partitions: who projects is not a read model) */
     int rc = sqlite3_prepare_v2 (self->db, "SELECT name FROM sqlite_master WHERE type = 'table' "
-                                 "AND name NOT LIKE 'sqlite_%'", -1, &st, NULL);
+                                 "AND name NOT LIKE 'sqlite_%' AND name <> '" S_LEASE_TABLE "'", -1, &st, NULL);
     while (rc == SQLITE_OK && sqlite3_step (st) == SQLITE_ROW)
         zlist_append (names, (void *) sqlite3_column_text (st, 0));
     sqlite3_finalize (st);
@@ -734,6 +739,143 @@ s_set_checkpoint (void *impl, const char *const *names, size_t count, int64_t po
     return 0;
 }
 
+/* ---- leases of projector partitions ------------------------------------------- */
+
+/* Made on the first claim only: read models of fixed partitions never have it, and
+ * clear keeps it (s_clear) so that a rebuild in place does not free every lease. */
+static const char s_lease_ddl [] =
+    "CREATE TABLE IF NOT EXISTS " S_LEASE_TABLE " (\n"
+    "    partition_count INTEGER NOT NULL,\n"
+    "    partition_index INTEGER NOT NULL,\n"
+    "    owner      TEXT NOT NULL,\n"
+    "    expires_at INTEGER NOT NULL,   -- wall-clock ms\n"
+    "    PRIMARY KEY (partition_count, partition_index)\n"
+    ");\n";
+
+/* Prepares sql on self's connection (not cached: a lease is touched every few
+ * seconds). NULL on failure (logged). */
+static sqlite3_stmt *
+s_lease_stmt (s_self_t *self, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2 (self->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        log_error (NULL, NULL, "projection: %s: %s", self->path, sqlite3_errmsg (self->db));
+        sqlite3_finalize (st);
+        return NULL;
+    }
+    return st;
+}
+
+static int
+s_lease_claim (void *impl, int count, const char *owner, int64_t now_ms, int64_t ttl_ms, int *index)
+{
+    s_self_t *self = (s_self_t *) impl;
+    if (self->in_tx || count < 1)
+        return -1;
+    char *held = calloc ((size_t) count, 1);       /* 1 someone else's, 2 ours */
+    if (!held)
+        return -1;
+    /* The write lock from the start: nobody claims between our read and our write. */
+    int rc = s_exec (self, "BEGIN IMMEDIATE");
+    if (rc == 0) {
+        rc = s_exec (self, s_lease_ddl);
+        sqlite3_stmt *st = rc ? NULL
+                         : s_lease_stmt (self, "SELECT partition_index, owner, expires_at FROM " S_LEASE_TABLE
+                                               " WHERE partition_count = ?1");
+        if (!st)
+            rc = -1;
+        else {
+            sqlite3_bind_int (st, 1, count);
+            int step;
+            while ((step = sqlite3_step (st)) == SQLITE_ROW) {
+                int i = sqlite3_column_int (st, 0);
+                const char *who = (const char *) sqlite3_column_text (st, 1);
+                if (i < 0 || i >= count)
+                    continue;
+                if (who && strcmp (who, owner) == 0)
+                    held [i] = 2;
+                else
+                if (sqlite3_column_int64 (st, 2) >= now_ms)
+                    held [i] = 1;
+            }
+            if (step != SQLITE_DONE)
+                rc = -1;
+            sqlite3_finalize (st);
+        }
+        int pick = -1;
+        for (int i = 0; rc == 0 && i < count && pick < 0; i++)
+            if (held [i] == 2)
+                pick = i;
+        for (int i = 0; rc == 0 && i < count && pick < 0; i++)
+            if (held [i] == 0)
+                pick = i;
+        if (rc == 0 && pick >= 0) {
+            st = s_lease_stmt (self, "INSERT INTO " S_LEASE_TABLE " (partition_count, partition_index, owner, expires_at) "
+                                     "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (partition_count, partition_index) DO UPDATE "
+                                     "SET owner = excluded.owner, expires_at = excluded.expires_at");
+            if (st) {
+                sqlite3_bind_int (st, 1, count);
+                sqlite3_bind_int (st, 2, pick);
+                sqlite3_bind_text (st, 3, owner, -1, SQLITE_STATIC);
+                sqlite3_bind_int64 (st, 4, now_ms + ttl_ms);
+            }
+            rc = st && sqlite3_step (st) == SQLITE_DONE ? 0 : -1;
+            if (rc)
+                log_error (NULL, NULL, "projection: %s: claiming a lease: %s", self->path, sqlite3_errmsg (self->db));
+            sqlite3_finalize (st);
+        }
+        if (rc == 0 && s_exec (self, "COMMIT") == 0) {
+            if (pick >= 0)
+                *index = pick;
+            rc = pick >= 0 ? 0 : 1;
+        }
+        else {
+            sqlite3_exec (self->db, "ROLLBACK", NULL, NULL, NULL);
+            rc = -1;
+        }
+    }
+    free (held);
+    return rc;
+}
+
+/* UPDATE of our lease's expiry to expires_at; 0 done, 1 not ours, -2 the file stayed
+ * locked by another writer, -1 failed. One statement: atomic by itself, or part of
+ * the transaction that is open. */
+static int
+s_lease_update (s_self_t *self, int count, int index, const char *owner, int64_t expires_at)
+{
+    sqlite3_stmt *st = s_lease_stmt (self, "UPDATE " S_LEASE_TABLE " SET expires_at = ?4 "
+                                           "WHERE partition_count = ?1 AND partition_index = ?2 AND owner = ?3");
+    if (!st)
+        return -1;
+    sqlite3_bind_int (st, 1, count);
+    sqlite3_bind_int (st, 2, index);
+    sqlite3_bind_text (st, 3, owner, -1, SQLITE_STATIC);
+    sqlite3_bind_int64 (st, 4, expires_at);
+    int step = sqlite3_step (st);
+    int rc = step == SQLITE_DONE ? (sqlite3_changes (self->db) == 1 ? 0 : 1)
+           : step == SQLITE_BUSY ? -2 : -1;
+    if (rc == -1)
+        log_warn (NULL, NULL, "projection: %s: renewing a lease: %s", self->path, sqlite3_errmsg (self->db));
+    sqlite3_finalize (st);
+    return rc;
+}
+
+static int
+s_lease_renew (void *impl, int count, int index, const char *owner, int64_t now_ms, int64_t ttl_ms)
+{
+    return s_lease_update ((s_self_t *) impl, count, index, owner, now_ms + ttl_ms);
+}
+
+static int
+s_lease_release (void *impl, int count, int index, const char *owner)
+{
+    s_self_t *self = (s_self_t *) impl;
+    if (self->in_tx)
+        return -1;
+    return s_lease_update (self, count, index, owner, 0) < 0 ? -1 : 0;
+}
+
 const readmodel_store_ops_t readmodel_sqlite_ops = {
     .name = "sqlite",
     .transactional = 1,
@@ -758,4 +900,7 @@ const readmodel_store_ops_t readmodel_sqlite_ops = {
     .set_busy = s_set_busy,
     .sync = s_sync,
     .set_checkpoint = s_set_checkpoint,
+    .lease_claim = s_lease_claim,
+    .lease_renew = s_lease_renew,
+    .lease_release = s_lease_release,
 };

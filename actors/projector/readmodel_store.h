@@ -133,6 +133,26 @@ typedef struct {
     /* The checkpoint rows names[0..count-1] (a partition's own; every partition's
      * after a rebuild), after everything written before them. */
     int   (*set_checkpoint) (void *impl, const char *const *names, size_t count, int64_t position);
+
+    /* Leases of projector partitions (projector_partition = auto: projector_lease.h),
+     * kept beside the checkpoints and never dropped by clear. A lease is keyed by
+     * (count, index) and says owner and expires_at (wall-clock ms, the claimant's
+     * clock). Times are passed in so that tests choose them. */
+    /* Claims the first partition of count whose lease is ours, else the first free or
+     * expired (expires_at < now_ms), until now_ms + ttl_ms, atomically (SQLite: one
+     * BEGIN IMMEDIATE transaction; MongoDB: a conditional upsert per partition, a
+     * duplicate key meaning taken). 0 claimed (*index set), 1 every partition held by
+     * someone else, -1 failed (database unreachable or busy). Not inside begin..commit. */
+    int   (*lease_claim) (void *impl, int count, const char *owner, int64_t now_ms, int64_t ttl_ms, int *index);
+    /* Moves our lease's expiry to now_ms + ttl_ms if owner still holds it (expired or
+     * not, as long as nobody took it). 0 renewed, 1 taken by another owner (or gone),
+     * -2 the database stayed locked by another writer (SQLite: a rebuild in place, one
+     * long transaction; while it lasts nobody can claim the lease either), -1 failed.
+     * Inside begin..commit on SQLite it is part of that transaction. */
+    int   (*lease_renew) (void *impl, int count, int index, const char *owner, int64_t now_ms, int64_t ttl_ms);
+    /* Lets our lease expire now (a clean stop), so that a standby need not wait for
+     * the TTL. 0 ok (or not ours any more), -1 failed. */
+    int   (*lease_release) (void *impl, int count, int index, const char *owner);
 } readmodel_store_ops_t;
 
 extern const readmodel_store_ops_t readmodel_sqlite_ops;

@@ -19,9 +19,11 @@ to both answer by each one's own request counter (run/metrics/gateway-<i>.prom).
 import json
 import os
 import re
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -35,6 +37,11 @@ N_MONGO = int(os.environ.get("DOSSIER_SCALING_RECORDS_MONGO", "1500"))
 ONE = {"store": 1, "broker": 1, "handler": 1, "projector": 1, "notifier": 1, "scheduler": 1,
        "gateway": 1, "ingest": 1}
 SCALED = dict(ONE, handler=3, projector=2, gateway=2, ingest=2)
+# Three projectors, two partitions claimed by lease: two active, one standby.
+AUTO = dict(ONE, projector=3)
+LEASE_MS = 3000
+AUTO_ENV = {"DOSSIER_PROJECTOR_PARTITION": "auto", "DOSSIER_PROJECTOR_PARTITIONS": "2",
+            "DOSSIER_PROJECTOR_LEASE_MS": str(LEASE_MS)}
 
 TIME = re.compile(r'"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z"')
 POSITION_IN_JSON = re.compile(r'"position":\d+')
@@ -177,8 +184,8 @@ def start(request):
     """start(processes, backend) -> a running Dossier, stopped and checked at the end."""
     gens = []
 
-    def make(processes, backend):
-        kw = {"processes": processes, "backend": backend}
+    def make(processes, backend, extra_env=None):
+        kw = {"processes": processes, "backend": backend, "extra_env": extra_env}
         if backend == "mongodb":
             kw["mongodb_uri"] = request.getfixturevalue("ferretdb").uri
         gen = _start(request, **kw)
@@ -403,3 +410,109 @@ def test_rebuild_in_place_while_two_partitions_follow_the_feed(start, tmp_path):
           % (rebuilds, moved))
     assert _read_models(d, keep_positions=True) == _read_models(d, rebuilt, keep_positions=True), \
         "read models after rebuilds in place under load != a replay of the log"
+
+
+def _leases(d, count=2):
+    """{partition: (owner, expires_at)} of the leases of count partitions."""
+    if d.backend == "mongodb":
+        return {doc["partition"]: (doc["owner"], doc["expires_at"])
+                for doc in d._mongo_db()["rm_projector_leases"].find({"partitions": count})}
+    con = sqlite3.connect("file:%s?mode=ro" % os.path.join(d.data, "readmodels.db"), uri=True, timeout=30)
+    try:
+        rows = con.execute("SELECT partition_index, owner, expires_at FROM projector_leases "
+                           "WHERE partition_count = ?", (count,)).fetchall()
+    except sqlite3.OperationalError:
+        rows = []                                   # no lease claimed yet
+    finally:
+        con.close()
+    return {i: (owner, expires) for i, owner, expires in rows}
+
+
+def _owner_pid(owner):
+    """A lease owner is <hostname>-<pid>-<random> (projector_lease.c)."""
+    return int(owner.rsplit("-", 2)[1])
+
+
+def _active(d):
+    """{partition: pid} of unexpired leases whose owner is a running projector."""
+    now = time.time() * 1000
+    running = set(d.pids("projector"))
+    return {i: _owner_pid(owner) for i, (owner, expires) in _leases(d).items()
+            if expires > now and _owner_pid(owner) in running}
+
+
+def _log_lines(d, pid, text):
+    with open(d.log_path, errors="replace") as f:
+        return [line for line in f if '"pid":%d,' % pid in line and text in line]
+
+
+def _same_as_replay(d, head, rebuilt):
+    assert d.projector_checkpoints() == {"projector/0-of-2": head, "projector/1-of-2": head}
+    live = _read_models(d, keep_positions=True)
+    again = _read_models(d, rebuilt, keep_positions=True)
+    # who projects is not a read model: the rebuilt target has no leases
+    leases = live.pop("rm_projector_leases" if d.backend == "mongodb" else "projector_leases")
+    assert len(leases) == 2, leases
+    assert live == again, "read models with leased partitions != a replay of the log (checkpoints included)"
+
+
+@pytest.mark.parametrize("backend", [b for b in os.environ.get("DOSSIER_TEST_BACKENDS", "sqlite,mongodb").split(",")
+                                     if b])
+def test_three_projectors_lease_two_partitions_and_a_standby_takes_over(start, tmp_path, backend):
+    """projector_partition = auto under the supervisor, as `docker compose up --scale
+    projector=3` with DOSSIER_PROJECTOR_PARTITIONS=2 would run it: every instance has the
+    same settings; two claim a partition each by lease, the third waits as a standby.
+    The read models equal a replay of the log. Then kill -9 the holder of partition 0
+    (which also serves `dossier rebuild`) while records come in: a standby (the old
+    one, or the killed one restarted by the supervisor) takes partition 0 once its
+    lease expires, binds the control socket, and the read models again equal a replay.
+    On SQLite (table projector_leases) and MongoDB (rm_projector_leases; fewer records)."""
+    n = 1500 if backend == "sqlite" else 400
+    paths = []
+    for prefix, count in (("LEASE1", n), ("LEASE2", n)):
+        path = tmp_path / ("%s.jsonl" % prefix)
+        with open(path, "w") as f:
+            subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "gen_records.py"), "--count", str(count),
+                            "--seed", "17", "--prefix", prefix], stdout=f, check=True)
+        paths.append((path, count))
+    d = start(AUTO, backend, AUTO_ENV)
+    _wait_running(d, AUTO)
+    def leased(not_by=None):
+        """_active(d) once both partitions are held, partition 0 not by not_by (one look:
+        a takeover may be under way between two)."""
+        now = _active(d)
+        return now if len(now) == 2 and now[0] != not_by else None
+    active = wait_for(leased, 30, interval=0.2, what="two partitions leased")
+    pids = d.pids("projector")
+    standby = set(pids) - set(active.values())
+    assert len(standby) == 1, (pids, active)
+    standby = standby.pop()
+    assert _log_lines(d, standby, "standby: every one of the 2 partitions is leased"), "no standby line"
+    for partition, pid in active.items():
+        assert _log_lines(d, pid, "claimed partition %d of 2 by lease" % partition)
+
+    head, rebuilt = _ingest_and_settle(d, paths[0][0], paths[0][1], tmp_path, "leased", partitions=2)
+    _same_as_replay(d, head, rebuilt)
+
+    victim = active[0]
+    ingest = subprocess.Popen([os.path.join(BIN_DIR, "dossier"), "--config", d.config, "ingest",
+                               str(paths[1][0]), "--json", "--timeout", "600"], env=d.env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    wait_for(lambda: d.event_count() > head + n // 8, 60, what="second ingestion under way")
+    killed_at = time.time()
+    os.kill(victim, signal.SIGKILL)
+    taken = wait_for(lambda: leased(not_by=victim), 60, interval=0.1, what="partition 0 taken over")
+    took = time.time() - killed_at
+    print("partition 0 taken over by pid %d %.1f s after its holder was killed (lease %d ms)"
+          % (taken[0], took, LEASE_MS))
+    assert taken[1] == active[1], "partition 1 changed hands without reason"
+    assert _log_lines(d, taken[0], "claimed partition 0 of 2 by lease")
+    out, err = ingest.communicate(timeout=600)
+    assert ingest.returncode == 0, err[-3000:]
+    assert json.loads(out)["accepted"] == paths[1][1]
+    # the supervisor restarted the victim: three run again, one of them a standby
+    _wait_running(d, AUTO)
+    head, rebuilt = _settle(d, paths[1][1], tmp_path, "taken_over", partitions=2)
+    _same_as_replay(d, head, rebuilt)
+    assert len(_active(d)) == 2
+    assert len([c for c in d.list_all("") if c["client_id"].startswith("LEASE")]) == 2 * n

@@ -105,6 +105,21 @@ test_settings (void **state)
     assert_int_equal (partition_from_config (NULL, &index, &count, err, sizeof err), -1);
     s_env ("x", NULL, NULL, NULL);
     assert_int_equal (partition_from_config (NULL, &index, &count, err, sizeof err), -1);
+    /* auto: no index yet (a lease gives one), the count as usual; under the
+     * supervisor, the explicit auto wins over DOSSIER_INSTANCE */
+    s_env ("2", "auto", "3", "2");
+    assert_int_equal (partition_from_config (NULL, &index, &count, err, sizeof err), 0);
+    assert_int_equal (index, PARTITION_AUTO);
+    assert_int_equal (count, 2);
+    s_env (NULL, "auto", NULL, "projector-7f9c");
+    assert_int_equal (partition_from_config (NULL, &index, &count, err, sizeof err), 0);
+    assert_int_equal (index, PARTITION_AUTO);
+    assert_int_equal (count, 1);
+    /* only the explicit setting may say auto */
+    s_env ("2", NULL, NULL, "auto");
+    assert_int_equal (partition_from_config (NULL, &index, &count, err, sizeof err), -1);
+    s_env ("2", "Auto", NULL, NULL);
+    assert_int_equal (partition_from_config (NULL, &index, &count, err, sizeof err), -1);
     s_env (NULL, NULL, NULL, NULL);
 }
 

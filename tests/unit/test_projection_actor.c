@@ -2,7 +2,7 @@
  * made of real sockets in this thread: catch-up, live batches, a poison event,
  * ctl.status, a rebuild into a target equal to the live read models, an in-place
  * rebuild, and refusals (busy, bad target, unknown type), two partitions as two
- * actors; on SQLite and on MongoDB
+ * actors, three actors sharing two partitions by lease; on SQLite and on MongoDB
  * (a private FerretDB), where it also starts before its database is up. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -427,6 +427,126 @@ test_two_partitions_mongo (void **state)
     s_two_partitions (1);
 }
 
+/* The status of whoever binds the control socket now, asked on a fresh DEALER (the
+ * old holder's socket is gone), serving the store meanwhile; NULL if none answers
+ * within wait_ms. */
+static json_t *
+s_status_fresh (ctx_t *c, int wait_ms)
+{
+    zsock_destroy (&c->client);
+    char *ep = endpoints_get (c->config, "projector");
+    c->client = zsock_new (ZMQ_DEALER);
+    zsock_set_linger (c->client, 0);
+    assert_int_equal (zsock_connect (c->client, "%s", ep), 0);
+    free (ep);
+    s_ctl_send (c, "ctl.status", "st-auto", NULL);
+    zpoller_t *poller = zpoller_new (c->router, c->client, NULL);
+    int64_t deadline = zclock_mono () + wait_ms;
+    json_t *body = NULL;
+    while (!body && zclock_mono () < deadline) {
+        void *which = zpoller_wait (poller, 50);
+        if (which == c->router)
+            s_store_answer (c);
+        else
+        if (which == c->client) {
+            zmsg_t *msg;
+            envelope_t env;
+            assert_int_equal (envelope_recv (zsock_resolve (c->client), 0, NULL, &msg, &env), 0);
+            assert_string_equal (env.type, "ctl.status");
+            body = json_loadb (env.body, env.body_size, 0, NULL);
+            assert_non_null (body);
+            zmsg_destroy (&msg);
+        }
+    }
+    zpoller_destroy (&poller);
+    return body;
+}
+
+/* projector_partition = auto, three actors, two partitions: the first claims 0 and
+ * binds the control socket, the second 1, the third waits; its status names the
+ * lease. The first stops cleanly (releasing its lease): the standby takes partition
+ * 0, binds the control socket, and the two follow the log to its end. */
+static void
+s_auto_partitions (int mongo)
+{
+    ctx_t c;
+    s_setup_store (&c, mongo);
+    c.visible = 6;
+    setenv ("DOSSIER_PROJECTOR_PARTITIONS", "2", 1);
+    setenv ("DOSSIER_PROJECTOR_PARTITION", "auto", 1);
+    setenv ("DOSSIER_PROJECTOR_LEASE_MS", "600", 1);
+    config_destroy (&c.config);
+    c.config = config_load (NULL);
+    s_start_projector (&c);                 /* claims at start: partition 0 */
+    config_t *config1 = config_load (NULL), *config2 = config_load (NULL);
+    zactor_t *second = zactor_new (projector_actor, config1);
+    zactor_t *third = zactor_new (projector_actor, config2);
+    assert_non_null (second);
+    assert_non_null (third);
+    s_wait_position (&c, 6);
+
+    json_t *status = s_status_fresh (&c, 10000);
+    assert_non_null (status);
+    assert_int_equal (json_integer_value (json_object_get (status, "partition")), 0);
+    assert_int_equal (json_integer_value (json_object_get (status, "partitions")), 2);
+    json_t *lease = json_object_get (status, "lease");
+    assert_string_equal (json_string_value (json_object_get (lease, "state")), "held");
+    assert_int_equal (json_integer_value (json_object_get (lease, "ttl_ms")), 600);
+    assert_true (json_integer_value (json_object_get (lease, "expires_at")) > zclock_time ());
+    char first [128];
+    snprintf (first, sizeof first, "%s", json_string_value (json_object_get (lease, "owner")));
+    json_decref (status);
+
+    /* the first stops: one of the others (the standby) has partition 0 within a few
+     * hundred ms, not the TTL, since the stop released it */
+    zactor_destroy (&c.projector);
+    int64_t deadline = zclock_mono () + 10000;
+    char now_owner [128] = "";
+    while (1) {
+        assert_true (zclock_mono () < deadline);
+        status = s_status_fresh (&c, 300);
+        if (status) {
+            lease = json_object_get (status, "lease");
+            assert_int_equal (json_integer_value (json_object_get (status, "partition")), 0);
+            snprintf (now_owner, sizeof now_owner, "%s", json_string_value (json_object_get (lease, "owner")));
+            json_decref (status);
+            if (strcmp (now_owner, first) != 0)
+                break;
+        }
+    }
+    s_commit (&c, 12);
+    s_commit (&c, (int64_t) c.log.count);
+    s_wait_position (&c, (int64_t) c.log.count);
+    status = s_status_fresh (&c, 10000);
+    json_t *rows = json_object_get (status, "checkpoints");
+    assert_int_equal (json_integer_value (json_object_get (rows, "projector/0-of-2")), (int64_t) c.log.count);
+    assert_int_equal (json_integer_value (json_object_get (rows, "projector/1-of-2")), (int64_t) c.log.count);
+    json_decref (status);
+
+    zactor_destroy (&third);
+    zactor_destroy (&second);
+    config_destroy (&config2);
+    config_destroy (&config1);
+    unsetenv ("DOSSIER_PROJECTOR_PARTITIONS");
+    unsetenv ("DOSSIER_PROJECTOR_PARTITION");
+    unsetenv ("DOSSIER_PROJECTOR_LEASE_MS");
+    s_teardown (&c);
+}
+
+static void
+test_auto_partitions (void **state)
+{
+    (void) state;
+    s_auto_partitions (0);
+}
+
+static void
+test_auto_partitions_mongo (void **state)
+{
+    (void) state;
+    s_auto_partitions (1);
+}
+
 static void
 test_control_refusals (void **state)
 {
@@ -613,8 +733,10 @@ main (void)
         cmocka_unit_test (test_control_refusals),
         cmocka_unit_test (test_restart_resumes_from_checkpoint),
         cmocka_unit_test (test_two_partitions),
+        cmocka_unit_test (test_auto_partitions),
         cmocka_unit_test (test_catch_up_live_and_rebuilds_mongo),
         cmocka_unit_test (test_two_partitions_mongo),
+        cmocka_unit_test (test_auto_partitions_mongo),
         cmocka_unit_test (test_control_refusals_mongo),
         cmocka_unit_test (test_restart_resumes_from_checkpoint_mongo),
         cmocka_unit_test (test_starts_before_its_database_mongo),
