@@ -39,7 +39,7 @@ ONE = {"store": 1, "broker": 1, "handler": 1, "projector": 1, "notifier": 1, "sc
 SCALED = dict(ONE, handler=3, projector=2, gateway=2, ingest=2)
 # Three projectors, two partitions claimed by lease: two active, one standby.
 AUTO = dict(ONE, projector=3)
-LEASE_MS = 3000
+LEASE_MS = 6000   # renewed every 2 s: a loaded machine with FerretDB can hold a batch for seconds
 AUTO_ENV = {"DOSSIER_PROJECTOR_PARTITION": "auto", "DOSSIER_PROJECTOR_PARTITIONS": "2",
             "DOSSIER_PROJECTOR_LEASE_MS": str(LEASE_MS)}
 
