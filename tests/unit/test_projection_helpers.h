@@ -166,8 +166,13 @@ t_dump (const char *path)
             for (int c = 0; c < sqlite3_column_count (st); c++) {
                 const char *v = (const char *) sqlite3_column_text (st, c);
                 size_t need = len + (v ? strlen (v) : 4) + strlen (tables [t]) + 8;
-                while (need >= cap)
-                    out = realloc (out, cap *= 2);
+                while (need >= cap) {     /* a test helper: out of memory ends the test */
+                    char *bigger = realloc (out, cap * 2);
+                    if (!bigger)
+                        abort ();
+                    out = bigger;
+                    cap *= 2;
+                }
                 len += (size_t) sprintf (out + len, "%s%s|", c ? "" : tables [t], v ? v : "NULL");
             }
             out [len++] = '\n';
