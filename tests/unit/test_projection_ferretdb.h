@@ -15,6 +15,8 @@
 #include <libgen.h>
 #include <limits.h>
 #include <mongoc/mongoc.h>
+
+#include "config.h"
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -342,6 +344,30 @@ t_mongo_dump (mongoc_client_t *client, const char *db)
         mongoc_collection_destroy (coll);
     }
     return out;
+}
+
+/* A test group's whole fixture: a FerretDB of its own, a client of the test's, and a
+ * config whose mongodb_uri points at it (DOSSIER_MONGODB_URI; no config file). 0 ok. */
+static inline int
+t_ferret_group_up (t_ferret_t *f, mongoc_client_t **client, config_t **config)
+{
+    t_ferret_new (f);
+    *client = t_ferret_client (f);
+    unsetenv ("DOSSIER_CONFIG");
+    setenv ("DOSSIER_MONGODB_URI", f->uri, 1);
+    /* FerretDB takes any write concern; production keeps the default (majority, journal) */
+    *config = config_load (NULL);
+    return *config ? 0 : -1;
+}
+
+static inline void
+t_ferret_group_down (t_ferret_t *f, mongoc_client_t **client, config_t **config)
+{
+    config_destroy (config);
+    mongoc_client_destroy (*client);
+    *client = NULL;
+    t_ferret_destroy (f);
+    mongoc_cleanup ();
 }
 
 #endif

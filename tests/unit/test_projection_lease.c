@@ -27,22 +27,14 @@ static int
 s_group_setup (void **state)
 {
     (void) state;
-    t_ferret_new (&s_ferret);
-    s_client = t_ferret_client (&s_ferret);
-    unsetenv ("DOSSIER_CONFIG");
-    setenv ("DOSSIER_MONGODB_URI", s_ferret.uri, 1);
-    s_config = config_load (NULL);
-    return s_config ? 0 : -1;
+    return t_ferret_group_up (&s_ferret, &s_client, &s_config);
 }
 
 static int
 s_group_teardown (void **state)
 {
     (void) state;
-    config_destroy (&s_config);
-    mongoc_client_destroy (s_client);
-    t_ferret_destroy (&s_ferret);
-    mongoc_cleanup ();
+    t_ferret_group_down (&s_ferret, &s_client, &s_config);
     return 0;
 }
 
