@@ -5,15 +5,28 @@
  * the client down (no coordinated omission).
  *
  *   latency --url http://127.0.0.1:PORT --records FILE.jsonl [--rate 1000] [--seconds 20]
- *           [--poll-ms 1] [--max-inflight 2000] [--connections 32] [--timeout 30]
- *           [--kafka BROKERS --topic TOPIC [--linger-ms 5]]
+ *           [--poll-ms 1] [--watch list|get] [--max-inflight 2000] [--connections 32]
+ *           [--timeout 30] [--kafka BROKERS --topic TOPIC [--linger-ms 5]]
  *
  * With --kafka the records are produced to TOPIC (librdkafka, acks=all, linger.ms 5)
  * instead of POSTed, "acknowledged" is the delivery report, and the case id each
  * record will get is computed as Dossier does (common/command_id.h).
  *
- * libcurl multi, keep-alive connections (at most --connections); the first poll
- * of a record goes out as soon as its POST is acknowledged, then every --poll-ms.
+ * libcurl multi, keep-alive connections (at most --connections). How "readable" is
+ * watched (--watch):
+ *   list (default) — one GET /v1/cases?limit=20 at a time, every --poll-ms, from a
+ *     cursor at the tail of the list: the list is ordered by the log position that
+ *     created each case and the projector applies the log in order, so a new case
+ *     always shows up on the last page. A record is readable when its client id is
+ *     listed, confirmed by one GET /v1/cases/{id} that must answer 200 (if it does
+ *     not, the record counts from the first GET that does). The read load is ~1,000
+ *     small GETs/s plus one per record, whatever the lag.
+ *   get — each record's GET /v1/cases/{id} every --poll-ms from its acknowledgement:
+ *     finer per record, but at lag L it costs rate x L / poll-ms GETs/s (15,000/s at
+ *     1,000/s and 15 ms): the instrument then loads the 2-core machine more than
+ *     the system it measures.
+ * Waits are exact to the microsecond (pselect on curl's sockets), so the client
+ * neither spins nor sends late by a rounded-up millisecond.
  * Prints one JSON object: counts, achieved rate, and p50/p90/p99/p999/max of
  * produce → acknowledged (201) and produce → readable, in milliseconds, over every
  * record: one not readable by the deadline (rate x seconds + --timeout) counts as
@@ -26,11 +39,13 @@
 #include <stdint.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <sys/select.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#define S_BODY_MAX  8192
+#define S_BODY_MAX  65536      /* a list page of 20 cases fits */
+#define S_WATCH_LIMIT 20        /* --watch list: page size (a re-read partial page stays small) */
 #define S_ID_MAX    64
 
 typedef enum { S_WAITING, S_POSTING, S_POLLING, S_DONE, S_FAILED } s_state_t;
@@ -40,6 +55,7 @@ typedef struct {
     size_t size;
     s_state_t state;
     double t_sched, t_sent, t_ack, t_readable;
+    double t_listed;            /* --watch list: when the list first showed it (0: not yet) */
     char case_id [S_ID_MAX];
     int polls;
 } s_record_t;
@@ -118,12 +134,69 @@ s_queue_push (s_queue_t *q, size_t record, double due)
     return 0;
 }
 
+/* Client id -> record, for --watch list (open addressing, FNV-1a; built once
+ * before the clock starts). The ids are kept in `ids` (owned), one per record. */
+typedef struct {
+    size_t *slots;              /* record index + 1; 0 = empty */
+    size_t cap;
+    char (*ids) [S_ID_MAX];
+} s_index_t;
+
+static uint32_t
+s_hash (const char *s, size_t len)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (uint8_t) s [i]) * 16777619u;
+    return h;
+}
+
+static int
+s_index_build (s_index_t *ix, const s_record_t *records, size_t count)
+{
+    ix->cap = 1;
+    while (ix->cap < count * 2)
+        ix->cap <<= 1;
+    ix->slots = calloc (ix->cap, sizeof (size_t));
+    ix->ids = calloc (count ? count : 1, sizeof *ix->ids);
+    if (!ix->slots || !ix->ids)
+        return -1;
+    for (size_t i = 0; i < count; i++) {
+        json_t *record = json_loadb (records [i].line, records [i].size, 0, NULL);
+        const char *id = json_string_value (json_object_get (record, "client_id"));
+        if (id && strlen (id) < S_ID_MAX)
+            snprintf (ix->ids [i], S_ID_MAX, "%s", id);
+        json_decref (record);
+        if (!ix->ids [i][0])
+            continue;           /* never listed: it stays unreadable and counts as late */
+        size_t k = s_hash (ix->ids [i], strlen (ix->ids [i])) & (ix->cap - 1);
+        while (ix->slots [k])
+            k = (k + 1) & (ix->cap - 1);
+        ix->slots [k] = i + 1;
+    }
+    return 0;
+}
+
+/* The record whose client id is id[0..len), or -1. */
+static long
+s_index_find (const s_index_t *ix, const char *id, size_t len)
+{
+    size_t k = s_hash (id, len) & (ix->cap - 1);
+    for (; ix->slots [k]; k = (k + 1) & (ix->cap - 1)) {
+        const char *have = ix->ids [ix->slots [k] - 1];
+        if (strlen (have) == len && memcmp (have, id, len) == 0)
+            return (long) (ix->slots [k] - 1);
+    }
+    return -1;
+}
+
 /* What the Kafka delivery-report callback needs (it runs inside rd_kafka_poll). */
 typedef struct {
     s_record_t *records;
     s_queue_t *polls;
     size_t *inflight, *failed;
     int oom;
+    bool watch_list;            /* the list watcher finds the case: no per-record polls */
 } s_kafka_ctx_t;
 
 static void
@@ -136,8 +209,9 @@ s_delivered (rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
     double t = s_now ();
     if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         r->t_ack = t;
-        r->state = S_POLLING;
-        if (s_queue_push (ctx->polls, i, t))
+        if (r->state != S_DONE)
+            r->state = S_POLLING;
+        if (!ctx->watch_list && s_queue_push (ctx->polls, i, t))
             ctx->oom = 1;
     }
     else {
@@ -190,6 +264,113 @@ s_producer_warm (rd_kafka_t *rk, const char *topic)
     return err ? -1 : 0;
 }
 
+/* Waits up to `seconds` (microsecond precision) for activity on curl's sockets:
+ * curl_multi_poll takes whole milliseconds, and rounding a 0.4 ms wait down spins
+ * while rounding it up sends late. */
+static void
+s_wait (CURLM *multi, double seconds)
+{
+    fd_set r, w, e;
+    int maxfd = -1;
+    FD_ZERO (&r);
+    FD_ZERO (&w);
+    FD_ZERO (&e);
+    curl_multi_fdset (multi, &r, &w, &e, &maxfd);
+    long curl_ms = -1;
+    curl_multi_timeout (multi, &curl_ms);
+    if (curl_ms >= 0 && (double) curl_ms / 1000.0 < seconds)
+        seconds = (double) curl_ms / 1000.0;
+    struct timespec ts = { (time_t) seconds, (long) ((seconds - (double) (time_t) seconds) * 1e9) };
+    pselect (maxfd + 1, &r, &w, &e, &ts, NULL);
+}
+
+/* Starts the watcher's GET of the list from cursor (empty: from the start). */
+static int
+s_watch_start (CURLM *multi, s_xfer_t *x, const char *url, const char *cursor, double timeout)
+{
+    curl_easy_reset (x->easy);
+    x->body_size = 0;
+    snprintf (x->url, sizeof x->url, "%s/v1/cases?limit=%d%s%s", url, S_WATCH_LIMIT,
+              cursor [0] ? "&cursor=" : "", cursor);
+    curl_easy_setopt (x->easy, CURLOPT_URL, x->url);
+    curl_easy_setopt (x->easy, CURLOPT_WRITEFUNCTION, s_write_body);
+    curl_easy_setopt (x->easy, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt (x->easy, CURLOPT_PRIVATE, x);
+    curl_easy_setopt (x->easy, CURLOPT_TIMEOUT_MS, (long) (timeout * 1000));
+    return curl_multi_add_handle (multi, x->easy) == CURLM_OK ? 0 : -1;
+}
+
+/* One list page answered at time t: every record of ours it lists for the first
+ * time is marked listed and gets its confirming GET; a full page moves the cursor
+ * on (*more = 1). Returns 0, or -1 if the page is not what the API promises. */
+static int
+s_watch_page (s_xfer_t *x, const s_index_t *index, s_record_t *records, double t,
+              char *cursor, size_t cursor_size, s_queue_t *polls, int *more)
+{
+    json_t *page = json_loadb (x->body, x->body_size, 0, NULL);
+    json_t *items = json_object_get (page, "items");
+    if (!json_is_array (items)) {
+        json_decref (page);
+        return -1;
+    }
+    size_t i;
+    json_t *item;
+    json_array_foreach (items, i, item) {
+        json_t *client = json_object_get (item, "client_id");
+        const char *case_id = json_string_value (json_object_get (item, "case_id"));
+        long ri = json_is_string (client)
+                ? s_index_find (index, json_string_value (client), json_string_length (client)) : -1;
+        if (ri < 0 || !case_id || strlen (case_id) >= S_ID_MAX)
+            continue;           /* a case of an earlier run */
+        s_record_t *r = &records [ri];
+        if (r->t_listed > 0 || r->state == S_DONE || r->state == S_WAITING)
+            continue;
+        r->t_listed = t;
+        snprintf (r->case_id, sizeof r->case_id, "%s", case_id);
+        if (s_queue_push (polls, (size_t) ri, t)) {
+            json_decref (page);
+            return -1;
+        }
+    }
+    const char *next = json_string_value (json_object_get (page, "next_cursor"));
+    *more = next && strlen (next) < cursor_size;
+    if (*more)
+        snprintf (cursor, cursor_size, "%s", next);
+    json_decref (page);
+    return 0;
+}
+
+/* Before the clock: walks the list to its last page, so that the watcher starts at
+ * the tail instead of re-reading every case of earlier runs. */
+static int
+s_watch_tail (s_xfer_t *x, const char *url, char *cursor, size_t cursor_size)
+{
+    for (int pages = 0; pages < 1000000; pages++) {
+        curl_easy_reset (x->easy);
+        x->body_size = 0;
+        snprintf (x->url, sizeof x->url, "%s/v1/cases?limit=%d%s%s", url, S_WATCH_LIMIT,
+                  cursor [0] ? "&cursor=" : "", cursor);
+        curl_easy_setopt (x->easy, CURLOPT_URL, x->url);
+        curl_easy_setopt (x->easy, CURLOPT_WRITEFUNCTION, s_write_body);
+        curl_easy_setopt (x->easy, CURLOPT_WRITEDATA, x);
+        long code = 0;
+        if (curl_easy_perform (x->easy) != CURLE_OK
+        ||  curl_easy_getinfo (x->easy, CURLINFO_RESPONSE_CODE, &code) != CURLE_OK || code != 200) {
+            fprintf (stderr, "latency: GET %s -> %ld\n", x->url, code);
+            return -1;
+        }
+        json_t *page = json_loadb (x->body, x->body_size, 0, NULL);
+        const char *next = json_string_value (json_object_get (page, "next_cursor"));
+        int more = next && strlen (next) < cursor_size;
+        if (more)
+            snprintf (cursor, cursor_size, "%s", next);
+        json_decref (page);
+        if (!more)
+            return 0;
+    }
+    return -1;
+}
+
 static int
 s_cmp_double (const void *a, const void *b)
 {
@@ -235,7 +416,7 @@ static int
 s_usage (void)
 {
     fprintf (stderr, "usage: latency --url http://127.0.0.1:PORT --records FILE.jsonl [--rate 1000]"
-                     " [--seconds 20] [--poll-ms 1] [--max-inflight 2000] [--connections 32] [--timeout 30]"
+                     " [--seconds 20] [--poll-ms 1] [--watch list|get] [--max-inflight 2000] [--connections 32] [--timeout 30]"
                      " [--kafka BROKERS --topic TOPIC [--linger-ms 5]]\n");
     return 2;
 }
@@ -288,6 +469,7 @@ int
 main (int argc, char **argv)
 {
     const char *url = NULL, *path = NULL, *brokers = NULL, *topic = NULL, *linger = "5";
+    bool watch_list = true;
     double rate = 1000, seconds = 20, poll_ms = 1, timeout = 30;
     long max_inflight = 2000, connections = 32;
     for (int i = 1; i < argc; i++) {
@@ -306,6 +488,12 @@ main (int argc, char **argv)
         else
         if (strcmp (arg, "--topic") == 0)
             topic = value;
+        else
+        if (strcmp (arg, "--watch") == 0) {
+            if (strcmp (value, "list") && strcmp (value, "get"))
+                return s_usage ();
+            watch_list = strcmp (value, "list") == 0;
+        }
         else
         if (strcmp (arg, "--linger-ms") == 0) {
             if (strspn (value, "0123456789") != strlen (value) || strlen (value) == 0 || strlen (value) > 4)
@@ -354,6 +542,13 @@ main (int argc, char **argv)
         free (records);
         return 1;
     }
+    s_index_t index = { 0 };
+    if (watch_list && s_index_build (&index, records, count)) {
+        fprintf (stderr, "latency: out of memory\n");
+        free (text);
+        free (records);
+        return 1;
+    }
     /* Produced records are never answered with their case id: compute it as Dossier
      * does (the same derivation as ingest's, from the record's natural key). */
     for (size_t i = 0; brokers && i < count; i++) {
@@ -375,7 +570,7 @@ main (int argc, char **argv)
 
     /* A pool of transfers; at most `connections` run at once. */
     size_t n_xfers = (size_t) connections;
-    s_xfer_t *xfers = calloc (n_xfers, sizeof (s_xfer_t));
+    s_xfer_t *xfers = calloc (n_xfers + 1, sizeof (s_xfer_t));   /* + the list watcher */
     size_t *free_list = calloc (n_xfers, sizeof (size_t));
     size_t n_free = 0;
     s_queue_t polls = { 0 };
@@ -383,16 +578,24 @@ main (int argc, char **argv)
     int status = 1;
     if (!multi || !headers || !xfers || !free_list)
         goto done;
-    for (size_t i = 0; i < n_xfers; i++) {
+    for (size_t i = 0; i <= n_xfers; i++) {
         xfers [i].easy = curl_easy_init ();
         if (!xfers [i].easy)
             goto done;
-        free_list [n_free++] = i;
+        if (i < n_xfers)
+            free_list [n_free++] = i;
     }
+    s_xfer_t *watcher = &xfers [n_xfers];
+    bool watching = false;              /* the watcher's GET is in flight */
+    double watch_due = 0;
+    char watch_cursor [256] = "";
+    long watches = 0, confirm_misses = 0;
+    if (watch_list && s_watch_tail (watcher, url, watch_cursor, sizeof watch_cursor))
+        goto done;
 
     size_t next = 0, inflight = 0, finished = 0, failed = 0, late = 0;
     long http_errors = 0, polls_total = 0;
-    s_kafka_ctx_t kctx = { records, &polls, &inflight, &failed, 0 };
+    s_kafka_ctx_t kctx = { records, &polls, &inflight, &failed, 0, watch_list };
     if (brokers && (!(rk = s_producer_new (brokers, linger, &kctx)) || s_producer_warm (rk, topic)))
         goto done;
     double start = s_now () + 0.05, last_send = start;
@@ -470,6 +673,11 @@ main (int argc, char **argv)
             records [ri].polls++;
             polls_total++;
         }
+        if (watch_list && !watching && next > 0 && watch_due <= now) {
+            if (s_watch_start (multi, watcher, url, watch_cursor, timeout))
+                goto done;
+            watching = true;
+        }
         if (rk) {
             rd_kafka_poll (rk, 0);          /* delivery reports: start polling those cases */
             if (kctx.oom)
@@ -497,8 +705,9 @@ main (int argc, char **argv)
                 if (id && strlen (id) < S_ID_MAX) {
                     snprintf (r->case_id, sizeof r->case_id, "%s", id);
                     r->t_ack = t;
-                    r->state = S_POLLING;
-                    if (s_queue_push (&polls, x->record, t))
+                    if (r->state != S_DONE)
+                        r->state = S_POLLING;
+                    if (!watch_list && s_queue_push (&polls, x->record, t))
                         goto done;
                 }
                 else {
@@ -513,15 +722,34 @@ main (int argc, char **argv)
                 json_decref (reply);
             }
             else
+            if (x == watcher) {
+                watching = false;
+                watches++;
+                int more = 0;
+                if (result != CURLE_OK || code != 200
+                ||  s_watch_page (x, &index, records, t, watch_cursor, sizeof watch_cursor, &polls, &more) < 0)
+                    http_errors++;
+                /* a full page: the next one at once; the tail: again after poll_ms */
+                watch_due = more ? t : t + poll_ms / 1000.0;
+                continue;
+            }
+            else
             if (result == CURLE_OK && code == 200) {
-                r->t_readable = t;
-                r->state = S_DONE;
-                finished++;
-                inflight--;
+                if (r->state != S_DONE) {
+                    /* listed and confirmed: readable since the list showed it (or,
+                     * after a 404, since this GET) */
+                    r->t_readable = watch_list && r->polls == 1 && r->t_listed > 0 ? r->t_listed : t;
+                    r->state = S_DONE;
+                    finished++;
+                    inflight--;
+                }
             }
             else {
                 if (result != CURLE_OK || code != 404)
                     http_errors++;
+                else
+                if (watch_list)
+                    confirm_misses++;   /* listed but not yet readable by id */
                 if (s_queue_push (&polls, x->record, t + poll_ms / 1000.0))
                     goto done;
             }
@@ -531,13 +759,15 @@ main (int argc, char **argv)
         double wake = deadline;
         if (next < count && records [next].t_sched < wake)
             wake = records [next].t_sched;
-        if (polls.head < polls.tail && polls.due [polls.head] < wake)
+        if (polls.head < polls.tail && n_free && polls.due [polls.head] < wake)
             wake = polls.due [polls.head];
-        int wait_ms = (int) ((wake - s_now ()) * 1000.0);
-        if (rk && wait_ms > 1)
-            wait_ms = 1;                    /* delivery reports arrive outside curl's sockets */
-        if (wait_ms > 0)
-            curl_multi_poll (multi, NULL, 0, wait_ms > 100 ? 100 : wait_ms, NULL);
+        if (watch_list && !watching && next > 0 && watch_due < wake)
+            wake = watch_due;
+        double wait = wake - s_now ();
+        if (rk && wait > 0.001)
+            wait = 0.001;                   /* delivery reports arrive outside curl's sockets */
+        if (wait > 0)
+            s_wait (multi, wait > 0.1 ? 0.1 : wait);
     }
 
     double *readable = calloc (count, sizeof (double));
@@ -562,10 +792,11 @@ main (int argc, char **argv)
     double span = last_send - start;
     printf ("{\"mode\":\"%s\",\"target_rate\":%.1f,\"records\":%zu,\"sent\":%zu,\"readable\":%zu,\"failed\":%zu,"
             "\"unfinished\":%zu,\"late_sends\":%zu,\"achieved_rate\":%.1f,\"polls\":%ld,\"http_errors\":%ld,"
+            "\"watch\":\"%s\",\"list_requests\":%ld,\"confirm_misses\":%ld,"
             "\"poll_ms\":%.3f,\"connections\":%ld,",
             rk ? "kafka" : "http", rate, count, next, finished, failed, count - finished - failed, late,
             span > 0 ? (double) (next > 1 ? next - 1 : next) / span : 0.0, polls_total, http_errors,
-            poll_ms, connections);
+            watch_list ? "list" : "get", watches, confirm_misses, poll_ms, connections);
     s_print_dist ("ack_ms", ack, n_ack, count);
     printf (",");
     s_print_dist ("readable_ms", readable, n_ok, count);
@@ -582,7 +813,7 @@ done:
         rd_kafka_destroy (rk);
     }
     if (xfers)
-        for (size_t i = 0; i < n_xfers; i++)
+        for (size_t i = 0; i <= n_xfers; i++)
             if (xfers [i].easy) {
                 curl_multi_remove_handle (multi, xfers [i].easy);
                 curl_easy_cleanup (xfers [i].easy);
@@ -591,6 +822,8 @@ done:
     free (free_list);
     free (polls.items);
     free (polls.due);
+    free (index.slots);
+    free (index.ids);
     curl_slist_free_all (headers);
     if (multi)
         curl_multi_cleanup (multi);

@@ -627,10 +627,12 @@ class Bench:
         prefix = self.PREFIXES[key]
         path = gen_records(os.path.join(self.base, key + ".jsonl"), n, prefix, a.seed + len(prefix), a.kyb_ratio)
         base = counter.count()
-        log("%s: %s %d records at %d/s for %.0f s, poll GET every %.1f ms"
-            % (key, "produce" if extra else "POST", n, rate_, seconds, a.poll_ms))
+        log("%s: %s %d records at %d/s for %.0f s, watch %s every %.1f ms"
+            % (key, "produce" if extra else "POST", n, rate_, seconds,
+               "the list's tail" if a.watch == "list" else "each case by id", a.poll_ms))
         r = subprocess.run([tool("latency"), "--url", "http://127.0.0.1:%d" % d.port, "--records", path,
                             "--rate", str(rate_), "--seconds", str(seconds), "--poll-ms", str(a.poll_ms),
+                            "--watch", a.watch,
                             "--timeout", str(a.latency_drain)] + list(extra), capture_output=True,
                            timeout=seconds + a.latency_drain + 120)
         if not r.stdout.strip():
@@ -1027,6 +1029,10 @@ def parse_args(argv):
                     "for 10 s; 0 = none; quick: none)")
     ap.add_argument("--latency-light-seconds", type=float, default=10.0)
     ap.add_argument("--poll-ms", type=float, default=1.0)
+    ap.add_argument("--watch", choices=("list", "get"), default="list",
+                    help="latency: how readability is watched (bench/latency.c): list = the tail "
+                         "of GET /v1/cases every --poll-ms + one GET by id per record (default); "
+                         "get = GET by id of every record every --poll-ms")
     ap.add_argument("--rebuild-events", type=int, help="size of the log to rebuild (default 1000000; quick 20000)")
     ap.add_argument("--kafka-records", type=int, help="records produced to Kafka (default 2000; quick 300)")
     ap.add_argument("--no-kafka-latency", dest="kafka_latency", action="store_false",
