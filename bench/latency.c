@@ -284,9 +284,9 @@ s_wait (CURLM *multi, double seconds)
     pselect (maxfd + 1, &r, &w, &e, &ts, NULL);
 }
 
-/* Starts the watcher's GET of the list from cursor (empty: from the start). */
-static int
-s_watch_start (CURLM *multi, s_xfer_t *x, const char *url, const char *cursor, double timeout)
+/* Prepares the watcher's GET of one list page from cursor (empty: the first). */
+static void
+s_watch_setup (s_xfer_t *x, const char *url, const char *cursor)
 {
     curl_easy_reset (x->easy);
     x->body_size = 0;
@@ -295,6 +295,13 @@ s_watch_start (CURLM *multi, s_xfer_t *x, const char *url, const char *cursor, d
     curl_easy_setopt (x->easy, CURLOPT_URL, x->url);
     curl_easy_setopt (x->easy, CURLOPT_WRITEFUNCTION, s_write_body);
     curl_easy_setopt (x->easy, CURLOPT_WRITEDATA, x);
+}
+
+/* Starts the watcher's GET of the list from cursor, on the multi handle. */
+static int
+s_watch_start (CURLM *multi, s_xfer_t *x, const char *url, const char *cursor, double timeout)
+{
+    s_watch_setup (x, url, cursor);
     curl_easy_setopt (x->easy, CURLOPT_PRIVATE, x);
     curl_easy_setopt (x->easy, CURLOPT_TIMEOUT_MS, (long) (timeout * 1000));
     return curl_multi_add_handle (multi, x->easy) == CURLM_OK ? 0 : -1;
@@ -346,13 +353,7 @@ static int
 s_watch_tail (s_xfer_t *x, const char *url, char *cursor, size_t cursor_size)
 {
     for (int pages = 0; pages < 1000000; pages++) {
-        curl_easy_reset (x->easy);
-        x->body_size = 0;
-        snprintf (x->url, sizeof x->url, "%s/v1/cases?limit=%d%s%s", url, S_WATCH_LIMIT,
-                  cursor [0] ? "&cursor=" : "", cursor);
-        curl_easy_setopt (x->easy, CURLOPT_URL, x->url);
-        curl_easy_setopt (x->easy, CURLOPT_WRITEFUNCTION, s_write_body);
-        curl_easy_setopt (x->easy, CURLOPT_WRITEDATA, x);
+        s_watch_setup (x, url, cursor);
         long code = 0;
         if (curl_easy_perform (x->easy) != CURLE_OK
         ||  curl_easy_getinfo (x->easy, CURLINFO_RESPONSE_CODE, &code) != CURLE_OK || code != 200) {
