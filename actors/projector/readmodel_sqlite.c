@@ -17,6 +17,7 @@
 
 #include "log.h"
 #include "readmodel_schema.h"
+#include "sqlite_checkpointer.h"
 
 /* How long a write waits for the file's lock (another projector partition, a
  * rebuild in place) before the batch counts as failed and is retried, and how often
@@ -107,8 +108,15 @@ typedef struct {
     size_t at, case_id_len, json_len;
 } s_pending_t;
 
+/* Live, checkpoints (the WAL copied into the file, with its fsync) run beside the
+ * projector (common/sqlite_checkpointer.h): inline, each one stopped the applying
+ * of events for the copy of a few megabytes, the slowest projections of all. */
+#define S_CHECKPOINT_FRAMES  1000   /* WAL frames (pages) that wake the checkpointer */
+#define S_CHECKPOINT_INLINE  16384  /* a WAL this long (64 MiB): it is behind, checkpoint inline */
+
 typedef struct {
     sqlite3 *db;
+    sqlite_checkpointer_t *checkpointer;    /* live on a WAL file; NULL otherwise */
     char *path;                 /* the file open (a rebuild target's partial file) */
     char *target;               /* a rebuild target: where path goes once complete */
     int complete;               /* the target's rebuild committed */
@@ -211,6 +219,7 @@ s_close (void *impl)
         sqlite3_exec (self->db, "ROLLBACK", NULL, NULL, NULL);
         self->in_tx = 0;
     }
+    sqlite_checkpointer_destroy (&self->checkpointer);
     for (int i = 0; i < S_STMT_COUNT; i++)
         sqlite3_finalize (self->stmt [i]);
     if (self->db)
@@ -277,6 +286,21 @@ s_on_busy (void *arg, int count)
     return 1;
 }
 
+/* 1 when db's journal is a WAL (not so for an in-memory database). */
+static int
+s_is_wal (sqlite3 *db)
+{
+    sqlite3_stmt *stmt = NULL;
+    int wal = 0;
+    if (sqlite3_prepare_v2 (db, "PRAGMA journal_mode", -1, &stmt, NULL) == SQLITE_OK
+    &&  sqlite3_step (stmt) == SQLITE_ROW) {
+        const char *mode = (const char *) sqlite3_column_text (stmt, 0);
+        wal = mode && strcmp (mode, "wal") == 0;
+    }
+    sqlite3_finalize (stmt);
+    return wal;
+}
+
 /* Opens path. bulk: a rebuild target nobody reads before it is complete, so a
  * crash may leave it broken (it is thrown away): the journal stays in memory, no
  * write waits for the disk until the final commit, and no other connection may
@@ -325,6 +349,11 @@ s_open_file (const char *path, int bulk)
             log_error (NULL, NULL, "projection: prepare failed: %s", sqlite3_errmsg (self->db));
             goto fail;
         }
+    }
+    if (!bulk && s_is_wal (self->db)) {
+        self->checkpointer = sqlite_checkpointer_new (self->db, path, S_CHECKPOINT_FRAMES, S_CHECKPOINT_INLINE);
+        if (!self->checkpointer)
+            log_info (NULL, NULL, "projection: checkpoints of %s stay with the projector", path);
     }
     return self;
 fail:

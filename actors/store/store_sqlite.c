@@ -16,8 +16,8 @@
 #include "store_backend.h"
 #include "ids.h"
 #include "log.h"
+#include "sqlite_checkpointer.h"
 
-#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,27 +79,15 @@ static const char *s_sql [S_COUNT] = {
     [S_EVENT_ID_SCAN]  = "SELECT 1 FROM events WHERE event_id = ?1 LIMIT 1",
 };
 
-/* Checkpoints (copying the WAL into the database file, with its fsync) run on a
- * thread of their own with a connection of its own, so that an append never waits
- * behind one: inline, every few megabytes of log, a commit took the checkpoint's
- * tens of milliseconds, which is what the slowest acknowledgments were made of. */
+/* Checkpoints run on a thread of their own (common/sqlite_checkpointer.h), so that
+ * an append never waits behind one. */
 #define S_CHECKPOINT_FRAMES  1000   /* WAL frames (pages) that wake the checkpointer */
 #define S_CHECKPOINT_INLINE  16384  /* a WAL this long (64 MiB): the checkpointer is behind, do it inline */
 
 typedef struct {
-    pthread_t thread;
-    int started;
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    int pending;                /* frames were committed since the last checkpoint */
-    int stop;
-    sqlite3 *db;                /* the checkpointer's own connection */
-} s_checkpointer_t;
-
-typedef struct {
     sqlite3 *db;
     sqlite3_stmt *stmt [S_COUNT];
-    s_checkpointer_t checkpointer;
+    sqlite_checkpointer_t *checkpointer;   /* NULL: SQLite checkpoints on commit */
     char *path;
     int unique_index;           /* a log from before event_ids: its index checks ids */
     int has_foreign;            /* event_ids may have rows (never wrongly 0) */
@@ -133,94 +121,6 @@ s_query_int (s_sqlite_t *self, int which, const char *text, int64_t *out)
 }
 
 static void s_close (void *impl);
-
-static void *
-s_checkpointer_run (void *arg)
-{
-    s_checkpointer_t *c = (s_checkpointer_t *) arg;
-    pthread_mutex_lock (&c->lock);
-    while (!c->stop) {
-        while (!c->pending && !c->stop)
-            pthread_cond_wait (&c->wake, &c->lock);
-        if (c->stop)
-            break;
-        c->pending = 0;
-        pthread_mutex_unlock (&c->lock);
-        /* PASSIVE: copies what it can without waiting for the writer or readers;
-         * the writer restarts the WAL from its start once all of it is copied. */
-        int rc = sqlite3_wal_checkpoint_v2 (c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-        if (rc != SQLITE_OK && rc != SQLITE_BUSY)
-            log_warn (NULL, NULL, "background checkpoint failed: %s", sqlite3_errmsg (c->db));
-        pthread_mutex_lock (&c->lock);
-    }
-    pthread_mutex_unlock (&c->lock);
-    return NULL;
-}
-
-/* Called by SQLite after each commit on the writer's connection with the WAL's
- * length in frames: a long enough WAL wakes the checkpointer (a very long one,
- * when that thread cannot keep up, is checkpointed right here). */
-static int
-s_wal_hook (void *arg, sqlite3 *db, const char *name, int frames)
-{
-    s_checkpointer_t *c = (s_checkpointer_t *) arg;
-    if (frames >= S_CHECKPOINT_INLINE)
-        sqlite3_wal_checkpoint_v2 (db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-    else
-    if (frames >= S_CHECKPOINT_FRAMES) {
-        pthread_mutex_lock (&c->lock);
-        c->pending = 1;
-        pthread_cond_signal (&c->wake);
-        pthread_mutex_unlock (&c->lock);
-    }
-    return SQLITE_OK;
-}
-
-/* Starts the checkpointer on location; without it (no thread, no connection)
- * SQLite's own checkpoints after commits stay on. 0 ok, -1 not started. */
-static int
-s_checkpointer_start (s_sqlite_t *self, const char *location)
-{
-    s_checkpointer_t *c = &self->checkpointer;
-    if (sqlite3_open_v2 (location, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-        sqlite3_close (c->db);
-        c->db = NULL;
-        return -1;
-    }
-    sqlite3_busy_timeout (c->db, 5000);
-    pthread_mutex_init (&c->lock, NULL);
-    pthread_cond_init (&c->wake, NULL);
-    if (pthread_create (&c->thread, NULL, s_checkpointer_run, c) != 0) {
-        pthread_mutex_destroy (&c->lock);
-        pthread_cond_destroy (&c->wake);
-        sqlite3_close (c->db);
-        c->db = NULL;
-        return -1;
-    }
-    c->started = 1;
-    /* Our hook replaces SQLite's automatic checkpoint on this connection. */
-    sqlite3_wal_hook (self->db, s_wal_hook, c);
-    return 0;
-}
-
-static void
-s_checkpointer_stop (s_sqlite_t *self)
-{
-    s_checkpointer_t *c = &self->checkpointer;
-    if (!c->started)
-        return;
-    sqlite3_wal_hook (self->db, NULL, NULL);
-    pthread_mutex_lock (&c->lock);
-    c->stop = 1;
-    pthread_cond_signal (&c->wake);
-    pthread_mutex_unlock (&c->lock);
-    pthread_join (c->thread, NULL);
-    pthread_mutex_destroy (&c->lock);
-    pthread_cond_destroy (&c->wake);
-    sqlite3_close (c->db);
-    c->db = NULL;
-    c->started = 0;
-}
 
 /* *flag = 1 when sql returns a row. 0 ok, -1 failed. */
 static int
@@ -392,7 +292,9 @@ s_open (const char *location, config_t *config)
             goto fail;
         }
     /* Only a log in WAL mode has checkpoints to move off the writer. */
-    if (!mode_is_wal || s_checkpointer_start (self, location) != 0)
+    if (mode_is_wal)
+        self->checkpointer = sqlite_checkpointer_new (self->db, location, S_CHECKPOINT_FRAMES, S_CHECKPOINT_INLINE);
+    if (!self->checkpointer)
         log_info (NULL, NULL, "%s: checkpoints stay with the writer", location);
     if (s_query_flag (self, "SELECT 1 FROM pragma_index_list('events') AS l, pragma_index_info(l.name) AS i"
                             " WHERE l.\"unique\" = 1 AND i.name = 'event_id'", &self->unique_index)
@@ -414,7 +316,7 @@ s_close (void *impl)
         return;
     /* First the checkpointer, so that the writer's close (which checkpoints and
      * removes the WAL) is the last to touch the log. */
-    s_checkpointer_stop (self);
+    sqlite_checkpointer_destroy (&self->checkpointer);
     for (int i = 0; i < S_COUNT; i++)
         sqlite3_finalize (self->stmt [i]);
     if (self->db && sqlite3_close (self->db) != SQLITE_OK)
