@@ -136,14 +136,21 @@ s_print_log (s_tree_t *tree)
 static int
 s_log_contains (s_tree_t *tree, const char *text)
 {
-    FILE *f = fopen (tree->log, "r");
-    char line [2048];
-    int found = 0;
-    while (f && !found && fgets (line, sizeof line, f))
-        found = strstr (line, text) != NULL;
-    if (f)
-        fclose (f);
-    return found;
+    /* The supervisor may write a line just after the state a test waited for (its
+     * status and its log are two outputs): look again for a while before saying no. */
+    int64_t deadline = zclock_mono () + WAIT_MS;
+    for (;;) {
+        FILE *f = fopen (tree->log, "r");
+        char line [2048];
+        int found = 0;
+        while (f && !found && fgets (line, sizeof line, f))
+            found = strstr (line, text) != NULL;
+        if (f)
+            fclose (f);
+        if (found || zclock_mono () >= deadline)
+            return found;
+        zclock_sleep (20);
+    }
 }
 
 /* The tree of the running test, for s_cleanup when an assertion cut the test short. */
