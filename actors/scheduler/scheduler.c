@@ -28,6 +28,9 @@
 #define S_HOLD_BACK_MS      30000       /* after an answer that retrying soon cannot change */
 #define S_PAGE              256
 #define S_COMMAND_PREFIX    "resolve:"
+/* A checkpoint that passed only events of other types is stored this long after it
+ * moved (and at stop): re-reading such events after a crash changes nothing. */
+#define S_CHECKPOINT_MS     1000
 
 typedef struct {
     char deferral_id [EVENT_ID_MAX];
@@ -53,6 +56,7 @@ typedef struct {
     uint64_t sent, resolved, unavailable;
     uint64_t reported [3];          /* sent, resolved, unavailable as last exported */
     int64_t metrics_at_ms;          /* next metrics update */
+    int64_t sync_at_ms;             /* when to store a checkpoint moved in memory; 0 none due */
     int stopping;
 } self_t;
 
@@ -363,12 +367,31 @@ fail:
     return NULL;
 }
 
+/* Stores the checkpoint S_CHECKPOINT_MS after it first moved in memory only. */
+static void
+s_checkpoint_tick (self_t *self, int64_t now)
+{
+    if (!scheduler_db_dirty (self->db))
+        self->sync_at_ms = 0;
+    else
+    if (!self->sync_at_ms)
+        self->sync_at_ms = now + S_CHECKPOINT_MS;
+    else
+    if (now >= self->sync_at_ms)
+        self->sync_at_ms = scheduler_db_sync (self->db) == 0 ? 0 : now + S_CHECKPOINT_MS;
+}
+
 static int
 s_timeout (self_t *self, int64_t now)
 {
     int timeout = subscription_timeout (self->sub);
     if (self->dirty)
         return 0;
+    if (self->sync_at_ms) {
+        int64_t sync = self->sync_at_ms - now;
+        if (sync < timeout)
+            timeout = sync < 0 ? 0 : (int) sync;
+    }
     int64_t due = self->next_dispatch_ms - now;
     if (due < 0)
         due = 0;
@@ -433,7 +456,9 @@ scheduler_run (config_t *config, zsock_t *pipe)
         if (self->dirty || now >= self->next_dispatch_ms)
             s_dispatch (self, now);
         s_metrics_tick (self, now);
+        s_checkpoint_tick (self, now);
     }
+    scheduler_db_sync (self->db);
     log_info (NULL, NULL, "scheduler: stopping at position %lld: %llu sent, %llu resolved, %llu unavailable, "
               "%zu pending", (long long) scheduler_db_checkpoint (self->db), (unsigned long long) self->sent,
               (unsigned long long) self->resolved, (unsigned long long) self->unavailable,
