@@ -1,8 +1,9 @@
-/* notifier — the log is the outbox. Per batch: write the lines and fsync the file,
- * publish, hand the batch to Kafka when it is configured, and store the checkpoint
- * only up to what every sink settled (Kafka: successful delivery reports). A crash
- * re-sends what was not settled (at least once, never lost); every line and message
- * carries the event id ("id"), so consumers drop the duplicates. */
+/* notifier — the log is the outbox. Per batch: write the lines to the file, publish,
+ * hand the batch to Kafka when it is configured, and store the checkpoint only up to
+ * what every sink settled (the file: fsynced, once per 50 ms; Kafka: successful
+ * delivery reports). A crash re-sends what was not settled (at least once, never
+ * lost); every line and message carries the event id ("id"), so consumers drop the
+ * duplicates. */
 #include "notifier.h"
 #include "health.h"
 
@@ -16,6 +17,7 @@
 #include "kafka_config.h"
 #include "log.h"
 #include "metrics_export.h"
+#include "metrics_memo.h"
 #include "notifier_payload.h"
 #include "notifier_sink.h"
 #include "ready.h"
@@ -31,6 +33,17 @@
 /* At stop, how long Kafka may take to confirm what is in flight (notify_flush_ms);
  * it is spent inside the supervisor's grace period, one budget for every process. */
 #define S_DEFAULT_FLUSH_MS 2000
+
+/* The series updated on every loop turn, found without the registry's formatting,
+ * hash and lock (the notifier loop is one thread). */
+static metrics_memo_t s_m_notifications = METRICS_MEMO_COUNTER ("dossier_notifier_notifications_total",
+    "Notifications handed to every sink.", NULL);
+static metrics_memo_t s_m_unconfirmed = METRICS_MEMO_GAUGE ("dossier_notifier_unconfirmed_positions",
+    "Log positions handed to the sinks and not yet confirmed delivered.", NULL);
+static metrics_memo_t s_m_checkpoint = METRICS_MEMO_GAUGE ("dossier_notifier_checkpoint_position",
+    "The notifier's stored checkpoint (log position).", NULL);
+static metrics_memo_t s_m_backlog = METRICS_MEMO_GAUGE ("dossier_notifier_backlog_events",
+    "Log head minus the notifier's checkpoint.", NULL);
 
 typedef struct {
     config_t *config;
@@ -181,8 +194,7 @@ s_on_events (const event_t *events, size_t count, void *arg)
         self->handed = events [count - 1].position;
         if (n > 0) {
             self->sent += n;
-            metric_add (metrics_counter (metrics_process (), "dossier_notifier_notifications_total",
-                                         "Notifications handed to every sink.", NULL), (double) n);
+            metric_add (metrics_memo_get (&s_m_notifications, metrics_process (), NULL), (double) n);
             self->notified = items [n - 1].position;
         }
         s_update_done (self);
@@ -204,15 +216,11 @@ s_tick (self_t *self)
     s_update_done (self);
     /* Backlog: handed to the sinks but not yet confirmed by all of them (Kafka's
      * delivery reports), in log positions. */
-    metric_set (metrics_gauge (metrics_process (), "dossier_notifier_unconfirmed_positions",
-                               "Log positions handed to the sinks and not yet confirmed delivered.", NULL),
-                (double) (self->handed - self->done));
-    metric_set (metrics_gauge (metrics_process (), "dossier_notifier_checkpoint_position",
-                               "The notifier's stored checkpoint (log position).", NULL), (double) self->stored);
+    metric_set (metrics_memo_get (&s_m_unconfirmed, metrics_process (), NULL), (double) (self->handed - self->done));
+    metric_set (metrics_memo_get (&s_m_checkpoint, metrics_process (), NULL), (double) self->stored);
     /* Backlog: events in the log the notifier has not passed yet (head − checkpoint). */
     int64_t head = self->sub ? subscription_head (self->sub) : 0;
-    metric_set (metrics_gauge (metrics_process (), "dossier_notifier_backlog_events",
-                               "Log head minus the notifier's checkpoint.", NULL),
+    metric_set (metrics_memo_get (&s_m_backlog, metrics_process (), NULL),
                 (double) (head > self->stored ? head - self->stored : 0));
     if (self->done == self->stored)
         return;
