@@ -30,6 +30,10 @@
  * events that send nothing, so there is no reason to pay an fsync per batch. */
 #define S_LAZY_CHECKPOINT_MS 1000
 #define S_MAX_SINKS 4
+/* The live feed is read at most this often once emptied: a notification may leave
+ * up to this much later, and the notifier wakes and writes once per period rather
+ * than once per append batch of the store. */
+#define S_LINGER_MS 20
 /* At stop, how long Kafka may take to confirm what is in flight (notify_flush_ms);
  * it is spent inside the supervisor's grace period, one budget for every process. */
 #define S_DEFAULT_FLUSH_MS 2000
@@ -315,6 +319,7 @@ s_self_new (config_t *config, zsock_t *pipe)
     self->sub = subscription_new (self->store_ep, self->pub_ep, self->stored + 1);
     if (!self->sub)
         goto fail;
+    subscription_set_linger (self->sub, S_LINGER_MS);
     return self;
 fail:
     s_self_destroy (&self);
@@ -334,8 +339,11 @@ s_poll_once (self_t *self)
     }
     int store_at = n;
     items [n++] = (zmq_pollitem_t) { zsock_resolve (subscription_store_sock (self->sub)), 0, ZMQ_POLLIN, 0 };
-    int pub_at = n;
-    items [n++] = (zmq_pollitem_t) { zsock_resolve (subscription_pub_sock (self->sub)), 0, ZMQ_POLLIN, 0 };
+    int pub_at = -1;
+    if (subscription_live_due (self->sub)) {
+        pub_at = n;
+        items [n++] = (zmq_pollitem_t) { zsock_resolve (subscription_pub_sock (self->sub)), 0, ZMQ_POLLIN, 0 };
+    }
     for (size_t s = 0; s < self->n_sinks; s++) {
         int fd = notifier_sink_fd (self->sinks [s]);
         if (fd >= 0)
@@ -354,7 +362,7 @@ s_poll_once (self_t *self)
     }
     if (items [store_at].revents & ZMQ_POLLIN)
         subscription_handle (self->sub, subscription_store_sock (self->sub), s_on_events, self);
-    if (items [pub_at].revents & ZMQ_POLLIN)
+    if (pub_at >= 0 && (items [pub_at].revents & ZMQ_POLLIN))
         subscription_handle (self->sub, subscription_pub_sock (self->sub), s_on_events, self);
 }
 

@@ -31,6 +31,9 @@
 /* A checkpoint that passed only events of other types is stored this long after it
  * moved (and at stop): re-reading such events after a crash changes nothing. */
 #define S_CHECKPOINT_MS     1000
+/* The live feed is read at most this often once emptied: deferrals wait for the
+ * rules anyway, and one wake-up per store batch cost more than all the rest. */
+#define S_LINGER_MS         100
 
 typedef struct {
     char deferral_id [EVENT_ID_MAX];
@@ -360,6 +363,7 @@ s_self_new (config_t *config, zsock_t *pipe)
     self->sub = subscription_new (self->store_ep, self->pub_ep, scheduler_db_checkpoint (self->db) + 1);
     if (!self->sub)
         goto fail;
+    subscription_set_linger (self->sub, S_LINGER_MS);
     self->dirty = 1;
     return self;
 fail:
@@ -409,8 +413,11 @@ s_poll_once (self_t *self)
     }
     int store_at = n;
     items [n++] = (zmq_pollitem_t) { zsock_resolve (subscription_store_sock (self->sub)), 0, ZMQ_POLLIN, 0 };
-    int pub_at = n;
-    items [n++] = (zmq_pollitem_t) { zsock_resolve (subscription_pub_sock (self->sub)), 0, ZMQ_POLLIN, 0 };
+    int pub_at = -1;
+    if (subscription_live_due (self->sub)) {
+        pub_at = n;
+        items [n++] = (zmq_pollitem_t) { zsock_resolve (subscription_pub_sock (self->sub)), 0, ZMQ_POLLIN, 0 };
+    }
     int broker_at = n;
     items [n++] = (zmq_pollitem_t) { zsock_resolve (self->broker), 0, ZMQ_POLLIN, 0 };
     if (zmq_poll (items, n, s_timeout (self, zclock_mono ())) < 0) {
@@ -426,7 +433,7 @@ s_poll_once (self_t *self)
     }
     if (items [store_at].revents & ZMQ_POLLIN)
         subscription_handle (self->sub, subscription_store_sock (self->sub), s_on_events, self);
-    if (items [pub_at].revents & ZMQ_POLLIN)
+    if (pub_at >= 0 && (items [pub_at].revents & ZMQ_POLLIN))
         subscription_handle (self->sub, subscription_pub_sock (self->sub), s_on_events, self);
     if (items [broker_at].revents & ZMQ_POLLIN)
         for (int i = 0; i < 256 && (zsock_events (self->broker) & ZMQ_POLLIN); i++)
