@@ -188,6 +188,16 @@ s_checkpointer_start (s_sqlite_t *self, const char *location)
         return -1;
     }
     sqlite3_busy_timeout (c->db, 5000);
+    /* A connection opens the WAL only when it first reads the database: until
+     * then (SQLite 3.40) sqlite3_wal_checkpoint_v2 on it returns SQLITE_OK and
+     * copies nothing, so the thread woke on every commit for nothing and every
+     * checkpoint was the inline one at S_CHECKPOINT_INLINE, inside a commit. */
+    if (sqlite3_exec (c->db, "SELECT 1 FROM sqlite_master LIMIT 1", NULL, NULL, NULL) != SQLITE_OK) {
+        log_warn (NULL, NULL, "background checkpointer: cannot read %s: %s", location, sqlite3_errmsg (c->db));
+        sqlite3_close (c->db);
+        c->db = NULL;
+        return -1;
+    }
     pthread_mutex_init (&c->lock, NULL);
     pthread_cond_init (&c->wake, NULL);
     if (pthread_create (&c->thread, NULL, s_checkpointer_run, c) != 0) {
