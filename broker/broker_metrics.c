@@ -51,28 +51,62 @@ s_ready (void)
     return 1;
 }
 
+/* The last few (side, type) pairs each direction met, with their series: four
+ * messages per command take the same few pairs, and comparing a pointer and a
+ * short string is cheaper than escaping and formatting the labels every time. */
+#define S_RECENT 8
+typedef struct {
+    metrics_t *registry;
+    size_t next;                    /* slot to replace */
+    struct {
+        const char *side;           /* a string literal of the broker's */
+        char type [ENVELOPE_TYPE_MAX];
+        metric_t *metric;           /* owned by the registry */
+    } slots [S_RECENT];
+} s_recent_t;
+
+static s_recent_t s_recent_in, s_recent_out;
+
 static void
-s_count (metrics_memo_t *memo, const char *side, const char *type)
+s_count (metrics_memo_t *memo, s_recent_t *recent, const char *side, const char *type)
 {
     metrics_t *registry = metrics_process ();
     if (!registry)
         return;
+    if (recent->registry != registry) {
+        memset (recent, 0, sizeof (*recent));
+        recent->registry = registry;
+    }
+    size_t length = strlen (type);
+    for (size_t i = 0; i < S_RECENT; i++)
+        if (recent->slots [i].side == side && recent->slots [i].metric
+        &&  strcmp (recent->slots [i].type, type) == 0) {
+            metric_add (recent->slots [i].metric, 1);
+            return;
+        }
     char value [ENVELOPE_TYPE_MAX * 2], labels [METRICS_MEMO_LABELS_MAX];
     metrics_label_value (value, sizeof value, type);
     snprintf (labels, sizeof labels, "side=\"%s\",type=\"%s\"", side, value);
-    metric_add (metrics_memo_get (memo, registry, labels), 1);
+    metric_t *metric = metrics_memo_get (memo, registry, labels);
+    metric_add (metric, 1);
+    if (metric && length < ENVELOPE_TYPE_MAX) {
+        size_t slot = recent->next++ % S_RECENT;
+        recent->slots [slot].side = side;
+        memcpy (recent->slots [slot].type, type, length + 1);
+        recent->slots [slot].metric = metric;
+    }
 }
 
 void
 broker_metrics_in (const char *side, const char *type)
 {
-    s_count (&s_in, side, type);
+    s_count (&s_in, &s_recent_in, side, type);
 }
 
 void
 broker_metrics_out (const char *side, const char *type)
 {
-    s_count (&s_out, side, type);
+    s_count (&s_out, &s_recent_out, side, type);
 }
 
 void

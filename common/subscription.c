@@ -34,6 +34,8 @@ struct _subscription_t {
     int live_during_read;       /* live batches arrived (and were dropped) during the read */
     int64_t retry_at;           /* 0, or when to read again after a refusal or an error */
     int64_t last_activity;      /* last message in or out, for the idle read */
+    int linger_ms;              /* 0, or the live feed's rest after it was emptied */
+    int64_t live_at;            /* 0, or when the live feed is to be read again */
     unsigned timeouts_in_row;   /* to keep a long store outage from flooding the log */
     subscription_stats_t stats;
 };
@@ -382,9 +384,30 @@ subscription_handle (subscription_t *self, void *which, subscription_fn *fn, voi
         return -1;
     if (which == self->dealer || which == zsock_resolve (self->dealer))
         return s_handle_reply (self, fn, arg);
-    if (which == self->sub || which == zsock_resolve (self->sub))
-        return s_handle_live (self, fn, arg);
+    if (which == self->sub || which == zsock_resolve (self->sub)) {
+        int rc = s_handle_live (self, fn, arg);
+        /* Rest only once the feed is empty: a backlog is taken at full speed. */
+        if (rc == 0 && self->linger_ms > 0)
+            self->live_at = zsock_events (self->sub) & ZMQ_POLLIN ? 0 : s_now () + self->linger_ms;
+        return rc;
+    }
     return -1;
+}
+
+int
+subscription_live_due (subscription_t *self)
+{
+    if (self->live_at && s_now () >= self->live_at)
+        self->live_at = 0;
+    return self->live_at == 0;
+}
+
+void
+subscription_set_linger (subscription_t *self, int linger_ms)
+{
+    self->linger_ms = linger_ms > 0 ? linger_ms : 0;
+    if (!self->linger_ms)
+        self->live_at = 0;
 }
 
 void
@@ -421,6 +444,8 @@ subscription_timeout (subscription_t *self)
         due = self->retry_at;
     else
         due = self->last_activity + self->idle_ms;
+    if (self->live_at && self->live_at < due)
+        due = self->live_at;
     int64_t wait = due - now;
     if (wait < 0)
         wait = 0;

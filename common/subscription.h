@@ -42,9 +42,19 @@ int subscription_handle (subscription_t *self, void *which, subscription_fn *fn,
  * PUB message). Call it on every loop turn; cheap. */
 void subscription_tick (subscription_t *self);
 
-/* Milliseconds until subscription_tick has something to do (for the poll timeout);
- * never negative, at most the idle period. */
+/* Milliseconds until subscription_tick has something to do, or the live feed is due
+ * again (for the poll timeout); never negative, at most the idle period. */
 int subscription_timeout (subscription_t *self);
+
+/* Linger: a consumer to which a few milliseconds do not matter (the scheduler, the
+ * notifier) may leave the live feed alone for linger_ms after it emptied it, so
+ * that what arrives meanwhile is delivered in one call (one transaction, one
+ * wake-up) rather than one call per append batch of the store. 0 (the default)
+ * reads it whenever it is readable. A backlog is always read without rest. */
+void subscription_set_linger (subscription_t *self, int linger_ms);
+/* 1 when the owner should poll the live socket on this turn, 0 while it rests
+ * (leave it out of the poll set; subscription_timeout covers the rest). */
+int subscription_live_due (subscription_t *self);
 
 /* Forgets any read in flight and restarts from next_position (e.g. after a rebuild
  * replaced the consumer's state). */

@@ -11,6 +11,7 @@
 #include "command_id.h"
 #include "envelope.h"
 #include "ids.h"
+#include "json_scan.h"
 #include "log.h"
 #include "traceparent.h"
 
@@ -103,9 +104,11 @@ s_json_body (gw_commands_t *self, h2o_req_t *req, int allow_empty)
     }
     json_error_t error;
     /* JSON_DECODE_ANY so that a bare scalar parses and gets the 422 it deserves,
-     * not a syntax 400. jansson refuses invalid UTF-8 and NUL in strings. */
-    json_t *root = json_loadb (req->entity.base ? req->entity.base : "", req->entity.len,
-                               JSON_DECODE_ANY, &error);
+     * not a syntax 400. jansson refuses invalid UTF-8 and NUL in strings. json_scan
+     * builds jansson's very tree several times faster, and leaves every text it is
+     * not sure of (every error) to json_loadb, so the answers stay jansson's. */
+    json_t *root = json_scan_loadb (req->entity.base ? req->entity.base : "", req->entity.len,
+                                    JSON_DECODE_ANY, &error);
     if (!root) {
         char detail [256];
         snprintf (detail, sizeof detail, "%s (line %d, column %d)", error.text, error.line, error.column);
@@ -225,7 +228,7 @@ static void
 s_answer_reply (gw_commands_t *self, h2o_req_t *req, s_pending_t *pending, const char *type,
                 const char *body, size_t size)
 {
-    json_t *reply = json_loadb (body, size, 0, NULL);
+    json_t *reply = json_scan_loadb (body, size, 0, NULL);
     if (!json_is_object (reply)) {
         json_decref (reply);
         log_error (pending->command_id, NULL, "unreadable %s body from the broker", type);

@@ -1,8 +1,9 @@
-/* notifier — the log is the outbox. Per batch: write the lines and fsync the file,
- * publish, hand the batch to Kafka when it is configured, and store the checkpoint
- * only up to what every sink settled (Kafka: successful delivery reports). A crash
- * re-sends what was not settled (at least once, never lost); every line and message
- * carries the event id ("id"), so consumers drop the duplicates. */
+/* notifier — the log is the outbox. Per batch: write the lines to the file, publish,
+ * hand the batch to Kafka when it is configured, and store the checkpoint only up to
+ * what every sink settled (the file: fsynced, once per 50 ms; Kafka: successful
+ * delivery reports). A crash re-sends what was not settled (at least once, never
+ * lost); every line and message carries the event id ("id"), so consumers drop the
+ * duplicates. */
 #include "notifier.h"
 #include "health.h"
 
@@ -16,6 +17,7 @@
 #include "kafka_config.h"
 #include "log.h"
 #include "metrics_export.h"
+#include "metrics_memo.h"
 #include "notifier_payload.h"
 #include "notifier_sink.h"
 #include "ready.h"
@@ -28,9 +30,24 @@
  * events that send nothing, so there is no reason to pay an fsync per batch. */
 #define S_LAZY_CHECKPOINT_MS 1000
 #define S_MAX_SINKS 4
+/* The live feed is read at most this often once emptied: a notification may leave
+ * up to this much later, and the notifier wakes and writes once per period rather
+ * than once per append batch of the store. */
+#define S_LINGER_MS 20
 /* At stop, how long Kafka may take to confirm what is in flight (notify_flush_ms);
  * it is spent inside the supervisor's grace period, one budget for every process. */
 #define S_DEFAULT_FLUSH_MS 2000
+
+/* The series updated on every loop turn, found without the registry's formatting,
+ * hash and lock (the notifier loop is one thread). */
+static metrics_memo_t s_m_notifications = METRICS_MEMO_COUNTER ("dossier_notifier_notifications_total",
+    "Notifications handed to every sink.", NULL);
+static metrics_memo_t s_m_unconfirmed = METRICS_MEMO_GAUGE ("dossier_notifier_unconfirmed_positions",
+    "Log positions handed to the sinks and not yet confirmed delivered.", NULL);
+static metrics_memo_t s_m_checkpoint = METRICS_MEMO_GAUGE ("dossier_notifier_checkpoint_position",
+    "The notifier's stored checkpoint (log position).", NULL);
+static metrics_memo_t s_m_backlog = METRICS_MEMO_GAUGE ("dossier_notifier_backlog_events",
+    "Log head minus the notifier's checkpoint.", NULL);
 
 typedef struct {
     config_t *config;
@@ -181,8 +198,7 @@ s_on_events (const event_t *events, size_t count, void *arg)
         self->handed = events [count - 1].position;
         if (n > 0) {
             self->sent += n;
-            metric_add (metrics_counter (metrics_process (), "dossier_notifier_notifications_total",
-                                         "Notifications handed to every sink.", NULL), (double) n);
+            metric_add (metrics_memo_get (&s_m_notifications, metrics_process (), NULL), (double) n);
             self->notified = items [n - 1].position;
         }
         s_update_done (self);
@@ -204,15 +220,11 @@ s_tick (self_t *self)
     s_update_done (self);
     /* Backlog: handed to the sinks but not yet confirmed by all of them (Kafka's
      * delivery reports), in log positions. */
-    metric_set (metrics_gauge (metrics_process (), "dossier_notifier_unconfirmed_positions",
-                               "Log positions handed to the sinks and not yet confirmed delivered.", NULL),
-                (double) (self->handed - self->done));
-    metric_set (metrics_gauge (metrics_process (), "dossier_notifier_checkpoint_position",
-                               "The notifier's stored checkpoint (log position).", NULL), (double) self->stored);
+    metric_set (metrics_memo_get (&s_m_unconfirmed, metrics_process (), NULL), (double) (self->handed - self->done));
+    metric_set (metrics_memo_get (&s_m_checkpoint, metrics_process (), NULL), (double) self->stored);
     /* Backlog: events in the log the notifier has not passed yet (head − checkpoint). */
     int64_t head = self->sub ? subscription_head (self->sub) : 0;
-    metric_set (metrics_gauge (metrics_process (), "dossier_notifier_backlog_events",
-                               "Log head minus the notifier's checkpoint.", NULL),
+    metric_set (metrics_memo_get (&s_m_backlog, metrics_process (), NULL),
                 (double) (head > self->stored ? head - self->stored : 0));
     if (self->done == self->stored)
         return;
@@ -307,6 +319,7 @@ s_self_new (config_t *config, zsock_t *pipe)
     self->sub = subscription_new (self->store_ep, self->pub_ep, self->stored + 1);
     if (!self->sub)
         goto fail;
+    subscription_set_linger (self->sub, S_LINGER_MS);
     return self;
 fail:
     s_self_destroy (&self);
@@ -326,8 +339,11 @@ s_poll_once (self_t *self)
     }
     int store_at = n;
     items [n++] = (zmq_pollitem_t) { zsock_resolve (subscription_store_sock (self->sub)), 0, ZMQ_POLLIN, 0 };
-    int pub_at = n;
-    items [n++] = (zmq_pollitem_t) { zsock_resolve (subscription_pub_sock (self->sub)), 0, ZMQ_POLLIN, 0 };
+    int pub_at = -1;
+    if (subscription_live_due (self->sub)) {
+        pub_at = n;
+        items [n++] = (zmq_pollitem_t) { zsock_resolve (subscription_pub_sock (self->sub)), 0, ZMQ_POLLIN, 0 };
+    }
     for (size_t s = 0; s < self->n_sinks; s++) {
         int fd = notifier_sink_fd (self->sinks [s]);
         if (fd >= 0)
@@ -346,7 +362,7 @@ s_poll_once (self_t *self)
     }
     if (items [store_at].revents & ZMQ_POLLIN)
         subscription_handle (self->sub, subscription_store_sock (self->sub), s_on_events, self);
-    if (items [pub_at].revents & ZMQ_POLLIN)
+    if (pub_at >= 0 && (items [pub_at].revents & ZMQ_POLLIN))
         subscription_handle (self->sub, subscription_pub_sock (self->sub), s_on_events, self);
 }
 

@@ -2,9 +2,12 @@
  * comes from the event, never from this process, so a batch re-sent after a crash
  * produces the same bytes and consumers can compare or dedupe on "id". */
 #include "notifier_payload.h"
+#include "json_scan.h"
+#include "json_text.h"
 
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -41,7 +44,9 @@ notifier_payload_build (const event_t *ev, size_t *size, char topic [NOTIFIER_TO
     topic [0] = 0;
     *size = 0;
     json_error_t jerr;
-    json_t *data = ev->data && ev->data_size ? json_loadb (ev->data, ev->data_size, 0, &jerr) : NULL;
+    /* json_scan and json_text: the same tree and bytes as json_loadb and json_dumps,
+     * at a fraction of the cost (this was most of the notifier's CPU per event). */
+    json_t *data = ev->data && ev->data_size ? json_scan_loadb (ev->data, ev->data_size, 0, &jerr) : NULL;
     if (!json_is_object (data)) {
         snprintf (err, err_size, "payload is not a JSON object%s%s", data ? "" : ": ",
                   data ? "" : (ev->data_size ? jerr.text : "empty"));
@@ -68,13 +73,14 @@ notifier_payload_build (const event_t *ev, size_t *size, char topic [NOTIFIER_TO
     const char *type = json_string_value (json_object_get (data, "notification_type"));
     if (type && strlen (type) < NOTIFIER_TOPIC_MAX)
         snprintf (topic, NOTIFIER_TOPIC_MAX, "%s", type);
-    char *text = json_dumps (out, JSON_COMPACT);
+    size_t text_size = 0;
+    char *text = json_text_dump (out, JSON_COMPACT, &text_size);
     json_decref (out);
     json_decref (data);
     if (!text) {
         snprintf (err, err_size, "out of memory");
         return NULL;
     }
-    *size = strlen (text);
+    *size = text_size;
     return text;
 }

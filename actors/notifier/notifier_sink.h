@@ -24,15 +24,16 @@ typedef struct {
 
 typedef struct {
     const char *name;
-    /* Delivers the batch. 0 = delivered as durably as this sink can (the file is
-     * fsynced); -1 = not delivered, the notifier retries the whole batch later
-     * (so a sink may see a batch again: delivery is at least once). */
+    /* Delivers the batch. 0 = delivered, or for a sink that settles later
+     * (settled() below) accepted; -1 = not delivered, the notifier retries the
+     * whole batch later (so a sink may see a batch again: at least once). */
     int (*deliver) (void *state, const notifier_item_t *items, size_t count);
     /* Frees state; accepts NULL and nulls the pointer. */
     void (*destroy) (void **state_p);
 
-    /* Optional: a sink that confirms later (Kafka). For such a sink deliver() = 0
-     * means "accepted": it copied the items and owns their delivery from now on;
+    /* Optional: a sink that confirms later (Kafka; the file, which fsyncs later).
+     * For such a sink deliver() = 0 means "accepted": it copied the items (or
+     * wrote them) and owns their delivery from now on;
      * -1 means "not accepted, nothing kept". NULL entries behave as a synchronous
      * sink: always ready, nothing outstanding, no fd, no timer. */
     /* 1 if deliver() would accept count more items now, 0 to push back. */
@@ -69,9 +70,11 @@ int notifier_sink_timeout (notifier_sink_t *self);
 int notifier_sink_service (notifier_sink_t *self);
 int notifier_sink_flush (notifier_sink_t *self, int timeout_ms);
 
-/* Appends one line per notification to path (created if missing, 0640) and fsyncs
- * before returning. A torn last line left by a crash is closed with a newline first,
- * so every line a reader sees is whole. Returns NULL if path cannot be opened. */
+/* Appends one line per notification to path (created if missing, 0640), one write per
+ * batch, and fsyncs what was written within 50 ms (service(); flush() at once); a line
+ * is settled only once fsynced, and a failed fsync breaks the sink for good. A torn
+ * last line left by a crash is closed with a newline first, so every line a reader
+ * sees is whole. Returns NULL if path cannot be opened. */
 notifier_sink_t *notifier_sink_jsonl_new (const char *path);
 
 /* Binds a PUB socket at endpoint; each notification is two frames, [topic][json].

@@ -28,6 +28,12 @@
 #define S_HOLD_BACK_MS      30000       /* after an answer that retrying soon cannot change */
 #define S_PAGE              256
 #define S_COMMAND_PREFIX    "resolve:"
+/* A checkpoint that passed only events of other types is stored this long after it
+ * moved (and at stop): re-reading such events after a crash changes nothing. */
+#define S_CHECKPOINT_MS     1000
+/* The live feed is read at most this often once emptied: deferrals wait for the
+ * rules anyway, and one wake-up per store batch cost more than all the rest. */
+#define S_LINGER_MS         100
 
 typedef struct {
     char deferral_id [EVENT_ID_MAX];
@@ -53,6 +59,7 @@ typedef struct {
     uint64_t sent, resolved, unavailable;
     uint64_t reported [3];          /* sent, resolved, unavailable as last exported */
     int64_t metrics_at_ms;          /* next metrics update */
+    int64_t sync_at_ms;             /* when to store a checkpoint moved in memory; 0 none due */
     int stopping;
 } self_t;
 
@@ -356,11 +363,26 @@ s_self_new (config_t *config, zsock_t *pipe)
     self->sub = subscription_new (self->store_ep, self->pub_ep, scheduler_db_checkpoint (self->db) + 1);
     if (!self->sub)
         goto fail;
+    subscription_set_linger (self->sub, S_LINGER_MS);
     self->dirty = 1;
     return self;
 fail:
     s_self_destroy (&self);
     return NULL;
+}
+
+/* Stores the checkpoint S_CHECKPOINT_MS after it first moved in memory only. */
+static void
+s_checkpoint_tick (self_t *self, int64_t now)
+{
+    if (!scheduler_db_dirty (self->db))
+        self->sync_at_ms = 0;
+    else
+    if (!self->sync_at_ms)
+        self->sync_at_ms = now + S_CHECKPOINT_MS;
+    else
+    if (now >= self->sync_at_ms)
+        self->sync_at_ms = scheduler_db_sync (self->db) == 0 ? 0 : now + S_CHECKPOINT_MS;
 }
 
 static int
@@ -369,6 +391,11 @@ s_timeout (self_t *self, int64_t now)
     int timeout = subscription_timeout (self->sub);
     if (self->dirty)
         return 0;
+    if (self->sync_at_ms) {
+        int64_t sync = self->sync_at_ms - now;
+        if (sync < timeout)
+            timeout = sync < 0 ? 0 : (int) sync;
+    }
     int64_t due = self->next_dispatch_ms - now;
     if (due < 0)
         due = 0;
@@ -386,8 +413,11 @@ s_poll_once (self_t *self)
     }
     int store_at = n;
     items [n++] = (zmq_pollitem_t) { zsock_resolve (subscription_store_sock (self->sub)), 0, ZMQ_POLLIN, 0 };
-    int pub_at = n;
-    items [n++] = (zmq_pollitem_t) { zsock_resolve (subscription_pub_sock (self->sub)), 0, ZMQ_POLLIN, 0 };
+    int pub_at = -1;
+    if (subscription_live_due (self->sub)) {
+        pub_at = n;
+        items [n++] = (zmq_pollitem_t) { zsock_resolve (subscription_pub_sock (self->sub)), 0, ZMQ_POLLIN, 0 };
+    }
     int broker_at = n;
     items [n++] = (zmq_pollitem_t) { zsock_resolve (self->broker), 0, ZMQ_POLLIN, 0 };
     if (zmq_poll (items, n, s_timeout (self, zclock_mono ())) < 0) {
@@ -403,7 +433,7 @@ s_poll_once (self_t *self)
     }
     if (items [store_at].revents & ZMQ_POLLIN)
         subscription_handle (self->sub, subscription_store_sock (self->sub), s_on_events, self);
-    if (items [pub_at].revents & ZMQ_POLLIN)
+    if (pub_at >= 0 && (items [pub_at].revents & ZMQ_POLLIN))
         subscription_handle (self->sub, subscription_pub_sock (self->sub), s_on_events, self);
     if (items [broker_at].revents & ZMQ_POLLIN)
         for (int i = 0; i < 256 && (zsock_events (self->broker) & ZMQ_POLLIN); i++)
@@ -433,7 +463,9 @@ scheduler_run (config_t *config, zsock_t *pipe)
         if (self->dirty || now >= self->next_dispatch_ms)
             s_dispatch (self, now);
         s_metrics_tick (self, now);
+        s_checkpoint_tick (self, now);
     }
+    scheduler_db_sync (self->db);
     log_info (NULL, NULL, "scheduler: stopping at position %lld: %llu sent, %llu resolved, %llu unavailable, "
               "%zu pending", (long long) scheduler_db_checkpoint (self->db), (unsigned long long) self->sent,
               (unsigned long long) self->resolved, (unsigned long long) self->unavailable,

@@ -1,5 +1,6 @@
 /* scheduler_db — SQLite, WAL, synchronous=FULL. Only the two deferral event types are
- * parsed; every other event only moves the checkpoint. */
+ * parsed and written; every other event only moves the checkpoint, in memory until
+ * scheduler_db_sync or the next deferral event stores it. */
 #include "scheduler_db.h"
 
 #include "log.h"
@@ -13,7 +14,8 @@
 struct _scheduler_db_t {
     sqlite3 *db;
     char *path;
-    int64_t checkpoint;
+    int64_t checkpoint;             /* applied up to here */
+    int64_t stored;                 /* the checkpoint on disk (<= checkpoint) */
     sqlite3_stmt *insert, *remove, *put_checkpoint, *pending, *count;
 };
 
@@ -91,7 +93,7 @@ scheduler_db_open (const char *path)
         rc = sqlite3_prepare_v2 (self->db, "SELECT position FROM checkpoint WHERE name = 'scheduler'", -1, &get, NULL);
     if (rc == SQLITE_OK) {
         rc = sqlite3_step (get);
-        self->checkpoint = rc == SQLITE_ROW ? sqlite3_column_int64 (get, 0) : 0;
+        self->checkpoint = self->stored = rc == SQLITE_ROW ? sqlite3_column_int64 (get, 0) : 0;
         rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
     }
     sqlite3_finalize (get);
@@ -135,19 +137,37 @@ s_step (sqlite3_stmt *stmt)
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
+static int
+s_relevant (const event_t *ev)
+{
+    return strcmp (ev->type, "NotificationDecisionDeferred") == 0
+        || strcmp (ev->type, "NotificationDecisionResolved") == 0;
+}
+
 int
 scheduler_db_apply (scheduler_db_t *self, const event_t *events, size_t count, size_t *added)
 {
     *added = 0;
     if (count == 0)
         return 0;
+    /* Nearly every batch holds neither type: it changes no row, so it costs no
+     * transaction (and no fsync). Replaying such events after a crash changes nothing
+     * either, so the checkpoint may lag on disk; it never lags behind a deferral
+     * event, whose batch commits it with the rows below. */
+    size_t first = 0;
+    while (first < count && !s_relevant (&events [first]))
+        first++;
+    if (first == count) {
+        self->checkpoint = events [count - 1].position;
+        return 0;
+    }
     if (sqlite3_exec (self->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
         log_error (NULL, NULL, "scheduler: cannot begin a transaction: %s", sqlite3_errmsg (self->db));
         return -1;
     }
     int rc = 0;
     size_t n = 0;
-    for (size_t i = 0; i < count && rc == 0; i++) {
+    for (size_t i = first; i < count && rc == 0; i++) {
         const event_t *ev = &events [i];
         int deferred = strcmp (ev->type, "NotificationDecisionDeferred") == 0;
         int resolved = strcmp (ev->type, "NotificationDecisionResolved") == 0;
@@ -182,9 +202,30 @@ scheduler_db_apply (scheduler_db_t *self, const event_t *events, size_t count, s
         sqlite3_exec (self->db, "ROLLBACK", NULL, NULL, NULL);
         return -1;
     }
-    self->checkpoint = events [count - 1].position;
+    self->checkpoint = self->stored = events [count - 1].position;
     *added = n;
     return 0;
+}
+
+int
+scheduler_db_sync (scheduler_db_t *self)
+{
+    if (self->stored == self->checkpoint)
+        return 0;
+    sqlite3_bind_int64 (self->put_checkpoint, 1, self->checkpoint);
+    if (s_step (self->put_checkpoint) != 0) {
+        log_error (NULL, NULL, "scheduler: cannot store checkpoint %lld: %s", (long long) self->checkpoint,
+                   sqlite3_errmsg (self->db));
+        return -1;
+    }
+    self->stored = self->checkpoint;
+    return 0;
+}
+
+int
+scheduler_db_dirty (scheduler_db_t *self)
+{
+    return self->stored != self->checkpoint;
 }
 
 size_t

@@ -67,6 +67,48 @@ test_jsonl_appends_whole_lines (void **state)
     t_tmp_destroy (&tmp);
 }
 
+/* Lines are settled only once fsynced: within the sync period (service), or at
+ * flush; nothing written means nothing owed. */
+static void
+test_jsonl_settles_after_fsync (void **state)
+{
+    (void) state;
+    t_tmp_t tmp;
+    t_tmp_new (&tmp, "notifications.jsonl");
+    notifier_sink_t *sink = notifier_sink_jsonl_new (tmp.path);
+    assert_non_null (sink);
+    assert_true (notifier_sink_settled (sink) == INT64_MAX);
+    assert_int_equal (notifier_sink_timeout (sink), -1);
+    notifier_item_t batch [2] = {
+        s_item ("EMAIL", "{\"id\":\"e7\"}", "e7", 7),
+        s_item ("EMAIL", "{\"id\":\"e9\"}", "e9", 9),
+    };
+    assert_int_equal (notifier_sink_deliver (sink, batch, 2), 0);
+    assert_true (notifier_sink_settled (sink) == 6);
+    int wait = notifier_sink_timeout (sink);
+    assert_true (wait >= 0 && wait <= 50);
+    notifier_item_t one = s_item ("EMAIL", "{\"id\":\"e12\"}", "e12", 12);
+    assert_int_equal (notifier_sink_deliver (sink, &one, 1), 0);
+    assert_true (notifier_sink_settled (sink) == 6);    /* still from the first unsynced line */
+    /* service does the fsync once the period is over */
+    for (int i = 0; i < 100 && notifier_sink_settled (sink) != INT64_MAX; i++) {
+        zclock_sleep (notifier_sink_timeout (sink) + 1);
+        assert_int_equal (notifier_sink_service (sink), 0);
+    }
+    assert_true (notifier_sink_settled (sink) == INT64_MAX);
+    assert_int_equal (notifier_sink_timeout (sink), -1);
+    /* flush settles at once */
+    assert_int_equal (notifier_sink_deliver (sink, batch, 1), 0);
+    assert_true (notifier_sink_settled (sink) == 6);
+    assert_int_equal (notifier_sink_flush (sink, 0), 0);
+    assert_true (notifier_sink_settled (sink) == INT64_MAX);
+    notifier_sink_destroy (&sink);
+    char *text = s_slurp (tmp.path);
+    assert_string_equal (text, "{\"id\":\"e7\"}\n{\"id\":\"e9\"}\n{\"id\":\"e12\"}\n{\"id\":\"e7\"}\n");
+    free (text);
+    t_tmp_destroy (&tmp);
+}
+
 static void
 test_jsonl_closes_a_torn_line (void **state)
 {
@@ -180,6 +222,7 @@ main (void)
     log_init ("test", "error");
     const struct CMUnitTest tests [] = {
         cmocka_unit_test (test_jsonl_appends_whole_lines),
+        cmocka_unit_test (test_jsonl_settles_after_fsync),
         cmocka_unit_test (test_jsonl_closes_a_torn_line),
         cmocka_unit_test (test_jsonl_bad_path),
         cmocka_unit_test (test_generic_sink),

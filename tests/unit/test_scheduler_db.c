@@ -81,11 +81,70 @@ test_pending_keeps_the_trace (void **state)
     assert_int_equal (rmdir (dir), 0);
 }
 
+/* Events of other types move the checkpoint in memory only; a deferral's batch, or
+ * scheduler_db_sync, stores it. */
+static void
+test_checkpoint_lazy_past_other_events (void **state)
+{
+    (void) state;
+    char dir [] = "/tmp/dossier-sched-XXXXXX";
+    assert_non_null (mkdtemp (dir));
+    char path [64];
+    snprintf (path, sizeof path, "%s/scheduler.db", dir);
+    scheduler_db_t *sdb = scheduler_db_open (path);
+    assert_non_null (sdb);
+    event_t events [3];
+    for (int i = 0; i < 3; i++) {
+        s_deferred (&events [i], i + 1, "case-a", "{}", "");
+        snprintf (events [i].type, sizeof events [i].type, "CaseOpened");
+    }
+    size_t added = 9;
+    assert_int_equal (scheduler_db_apply (sdb, events, 3, &added), 0);
+    assert_int_equal (added, 0);
+    assert_int_equal (scheduler_db_checkpoint (sdb), 3);
+    assert_int_equal (scheduler_db_dirty (sdb), 1);
+    scheduler_db_close (&sdb);
+    sdb = scheduler_db_open (path);                 /* a crash: re-read from 1 */
+    assert_int_equal (scheduler_db_checkpoint (sdb), 0);
+    assert_int_equal (scheduler_db_dirty (sdb), 0);
+    assert_int_equal (scheduler_db_apply (sdb, events, 3, &added), 0);
+    assert_int_equal (scheduler_db_sync (sdb), 0);
+    assert_int_equal (scheduler_db_dirty (sdb), 0);
+    scheduler_db_close (&sdb);
+    sdb = scheduler_db_open (path);
+    assert_int_equal (scheduler_db_checkpoint (sdb), 3);
+    /* more of them, then a deferral in the middle of a batch: stored with its row */
+    s_deferred (&events [0], 4, "case-a", "{}", "");
+    snprintf (events [0].type, sizeof events [0].type, "CaseOpened");
+    assert_int_equal (scheduler_db_apply (sdb, events, 1, &added), 0);
+    s_deferred (&events [0], 5, "case-a", "{}", "");
+    snprintf (events [0].type, sizeof events [0].type, "CaseOpened");
+    s_deferred (&events [1], 6, "case-b", "{\"deferral_id\":\"d-b\"}", "");
+    s_deferred (&events [2], 7, "case-b", "{}", "");
+    snprintf (events [2].type, sizeof events [2].type, "DocumentsRequested");
+    assert_int_equal (scheduler_db_apply (sdb, events, 3, &added), 0);
+    assert_int_equal (added, 1);
+    assert_int_equal (scheduler_db_dirty (sdb), 0);
+    scheduler_db_close (&sdb);
+    sdb = scheduler_db_open (path);
+    assert_int_equal (scheduler_db_checkpoint (sdb), 7);
+    assert_int_equal (scheduler_db_count (sdb), 1);
+    scheduler_db_close (&sdb);
+    const char *suffixes [] = { "", "-wal", "-shm" };
+    for (size_t i = 0; i < 3; i++) {
+        char file [80];
+        snprintf (file, sizeof file, "%s%s", path, suffixes [i]);
+        unlink (file);
+    }
+    assert_int_equal (rmdir (dir), 0);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests [] = {
         cmocka_unit_test (test_pending_keeps_the_trace),
+        cmocka_unit_test (test_checkpoint_lazy_past_other_events),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -10,6 +10,7 @@
 #include "../../actors/store/store_backend.h"
 #include "ids.h"
 
+#include <czmq.h>
 #include <sqlite3.h>
 
 #include <stdio.h>
@@ -587,6 +588,62 @@ test_traceparent_recorded (void **state)
     store_events_reset (&events);
 }
 
+/* nBackfill of the WAL-index (the -shm file): the frames a checkpoint copied into
+ * the database since the WAL last restarted. sqlite.org/walformat.html: two 48-byte
+ * copies of the header, then the checkpoint info, whose first u32 it is (native
+ * byte order). */
+static uint32_t
+s_backfilled (const char *db_path)
+{
+    char path [160];
+    snprintf (path, sizeof path, "%s-shm", db_path);
+    FILE *file = fopen (path, "rb");
+    uint32_t n = 0;
+    if (file) {
+        unsigned char header [100];
+        if (fread (header, 1, sizeof header, file) == sizeof header)
+            memcpy (&n, header + 96, sizeof n);
+        fclose (file);
+    }
+    return n;
+}
+
+/* The background checkpointer copies the WAL into the database once it is over
+ * its threshold (1,000 frames), without a commit of ours waiting on it (its
+ * connection used to copy nothing: every checkpoint was the inline one at 16,384
+ * frames, inside a commit). */
+static void
+test_background_checkpoint_copies (void **state)
+{
+    fixture_t *f = *state;
+    static char data [3000];
+    memset (data, 'x', sizeof data);
+    memcpy (data, "{\"x\":\"", 6);
+    memcpy (data + sizeof data - 2, "\"}", 2);
+    test_append_t a;
+    store_outcome_t out [1];
+    /* 120 appends of 12 events of 3 KB: ~1,500 pages of 4 KB, one commit each */
+    for (int i = 0; i < 120; i++) {
+        char stream [32], command [32];
+        snprintf (stream, sizeof stream, "case-%d", i);
+        snprintf (command, sizeof command, "cmd-%d", i);
+        s_make (&a, stream, 0, command, 12);
+        for (size_t e = 0; e < 12; e++) {
+            a.events [e].data = data;
+            a.events [e].data_size = sizeof data;
+        }
+        assert_int_equal (s_batch (f->backend, (test_append_t *[]) {&a}, 1, out), 0);
+        assert_int_equal (out [0].kind, STORE_OUTCOME_APPENDED);
+        store_outcomes_free (out, 1);
+    }
+    int64_t deadline = zclock_mono () + 10000;
+    while (s_backfilled (f->path) == 0) {
+        assert_true (zclock_mono () < deadline);
+        zclock_sleep (10);
+    }
+    assert_int_equal (s_head (f->backend), 120 * 12);
+}
+
 static void
 test_open_fails_cleanly (void **state)
 {
@@ -605,6 +662,7 @@ main (void)
 {
     const struct CMUnitTest tests [] = {
         cmocka_unit_test_setup_teardown (test_append_and_read, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_background_checkpoint_copies, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_gapless_across_batches, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_conflict, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_duplicate, s_setup, s_teardown),

@@ -302,6 +302,79 @@ test_queued_live_batches_are_applied_together (void **state)
     s_fake_stop (&f);
 }
 
+/* With a linger, the live feed rests once emptied: what is published meanwhile is
+ * delivered in one call when it is due again. */
+static void
+test_linger_gathers_live_batches (void **state)
+{
+    (void) state;
+    fake_t f;
+    s_fake_start (&f);
+    f.count = 10;
+    consumer_t c = { 0 };
+    subscription_t *sub = subscription_new (f.store_ep, f.pub_ep, 1);
+    subscription_set_timers (sub, 5000, 60000, 20);
+    s_run (sub, &f, &c, 10, 5000);
+    s_wait_live (sub, &f, &c);
+    assert_true (subscription_live_due (sub));          /* no linger: always due */
+    subscription_set_linger (sub, 1000);
+    zsock_t *observer = zsock_new_sub (f.pub_ep, "");
+    assert_non_null (observer);
+    int64_t deadline = zclock_mono () + 5000;
+    while (1) {                                         /* the observer is connected */
+        assert_true (zclock_mono () < deadline);
+        s_publish (&f, 1, 1);
+        zpoller_t *poller = zpoller_new (observer, NULL);
+        void *which = zpoller_wait (poller, 20);
+        zpoller_destroy (&poller);
+        if (which)
+            break;
+    }
+    /* one append, handled: the feed is empty, so it rests */
+    f.count = 11;
+    s_publish (&f, 11, 11);
+    s_run (sub, &f, &c, 11, 5000);
+    int64_t rested_at = zclock_mono ();
+    assert_false (subscription_live_due (sub));
+    assert_true (subscription_timeout (sub) <= 1000);
+    /* three appends while it rests */
+    size_t calls = c.batches;
+    f.count = 15;
+    s_publish (&f, 12, 12);
+    s_publish (&f, 13, 14);
+    s_publish (&f, 15, 15);
+    int seen = 0;
+    while (seen < 3) {
+        assert_true (zclock_mono () < deadline);
+        zmsg_t *msg = NULL;
+        envelope_t env;
+        assert_int_equal (envelope_recv (zsock_resolve (observer), 0, NULL, &msg, &env), 0);
+        event_batch_t batch;
+        assert_int_equal (event_batch_decode (env.body, env.body_size, &batch), 0);
+        if (batch.count && batch.events [0].position > 11)
+            seen++;
+        event_batch_destroy (&batch);
+        zmsg_destroy (&msg);
+    }
+    while (!subscription_live_due (sub)) {
+        assert_true (zclock_mono () < deadline);
+        zclock_sleep (subscription_timeout (sub) + 1);
+    }
+    assert_true (zclock_mono () - rested_at >= 1000);
+    zpoller_t *poller = zpoller_new (subscription_pub_sock (sub), NULL);
+    void *which = zpoller_wait (poller, 2000);
+    zpoller_destroy (&poller);
+    assert_non_null (which);
+    assert_int_equal (subscription_handle (sub, which, s_consume, &c), 0);
+    assert_int_equal (c.last, 15);
+    assert_int_equal (c.batches, calls + 1);            /* one call for the three */
+    subscription_set_linger (sub, 0);
+    assert_true (subscription_live_due (sub));
+    zsock_destroy (&observer);
+    subscription_destroy (&sub);
+    s_fake_stop (&f);
+}
+
 static void
 test_gap_and_duplicates (void **state)
 {
@@ -526,6 +599,7 @@ main (void)
     const struct CMUnitTest tests [] = {
         cmocka_unit_test (test_catchup_then_live),
         cmocka_unit_test (test_queued_live_batches_are_applied_together),
+        cmocka_unit_test (test_linger_gathers_live_batches),
         cmocka_unit_test (test_gap_and_duplicates),
         cmocka_unit_test (test_live_during_read_reads_again),
         cmocka_unit_test (test_refused_batch_is_redelivered),
