@@ -67,10 +67,14 @@ CREATE TABLE IF NOT EXISTS documents (
 CREATE INDEX IF NOT EXISTS documents_by_case ON documents (case_id, seq);
 
 -- The audit trail: a projection of the log itself, so the gateway reads only read models.
+-- Keyed by the case's seq rather than its id: the events of a new case go to the end of
+-- the table, where a key of random-looking ids put every event on a random page (the
+-- largest share of the pages the projector wrote). An older file is rebuilt from the log.
 CREATE TABLE IF NOT EXISTS case_events (
-    case_id  TEXT NOT NULL,
+    case_seq INTEGER NOT NULL,       -- cases.seq of the case
     version  INTEGER NOT NULL,
+    case_id  TEXT NOT NULL,
     position INTEGER NOT NULL,
     json     TEXT NOT NULL,          -- {"position","version","event_id","type","timestamp","command_id","data":{...}}
-    PRIMARY KEY (case_id, version)
+    PRIMARY KEY (case_seq, version)
 );

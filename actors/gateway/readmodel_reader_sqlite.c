@@ -37,7 +37,8 @@ enum {
 static const char *s_sql [S_LIST_FIRST] = {
     [S_CASE_FULL]      = "SELECT full_json FROM cases WHERE id = ?1",
     [S_CASE_EXISTS]    = "SELECT 1 FROM cases WHERE id = ?1",
-    [S_CASE_EVENTS]    = "SELECT json FROM case_events WHERE case_id = ?1 ORDER BY version",
+    [S_CASE_EVENTS]    = "SELECT json FROM case_events WHERE case_seq = (SELECT seq FROM cases WHERE id = ?1) "
+                         "ORDER BY version",
     [S_CASE_DOCUMENTS] = "SELECT json FROM documents WHERE case_id = ?1 ORDER BY seq",
     [S_COMPANY]        = "SELECT json FROM companies WHERE id = ?1",
     [S_COMPANY_EXISTS] = "SELECT 1 FROM companies WHERE id = ?1",

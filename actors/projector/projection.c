@@ -998,6 +998,24 @@ s_case_get (projection_t *self, const char *case_id, s_case_t **out)
     return 0;
 }
 
+/* *seq = the seq of case_id's case, 0 when there is no such case; unlike s_case_get
+ * it does not mark the case changed. Returns 0, or -1 on a database error. */
+static int
+s_case_seq (projection_t *self, const char *case_id, int64_t *seq)
+{
+    *seq = 0;
+    s_case_t *c = self->last_case;
+    if (!c || strcmp (c->id, case_id) != 0) {
+        if (s_fetch_one (self, 0, case_id))
+            return -1;
+        c = (s_case_t *) s_map_get (&self->cases, case_id);
+        if (!c || (void *) c == &s_absent)
+            return 0;
+    }
+    *seq = c->seq;
+    return 0;
+}
+
 /* Records that ev changed the case: its row is rewritten at the end of the batch.
  * An event the stored row already reflects (a replay) changes nothing. */
 static int
@@ -1737,8 +1755,14 @@ s_put_case_event (projection_t *self, s_ctx_t *x)
     ||  s_buf_add (row, ev->data, ev->data_size)
     ||  s_buf_add (row, "}", 1))
         return -1;
+    int64_t case_seq = 0;
+    if (s_case_seq (self, x->case_id, &case_seq))
+        return -1;
+    if (case_seq == 0)
+        return 0;               /* no such case: nobody can read its trail (404) */
     rm_event_row_t r = {
         .case_id = x->case_id,
+        .case_seq = case_seq,
         .version = ev->version,
         .position = ev->position,
         .json = row->data,

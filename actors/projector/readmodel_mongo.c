@@ -631,8 +631,9 @@ s_put_event (void *impl, const rm_event_row_t *row)
         return -1;
     bson_t doc = BSON_INITIALIZER;
     BSON_APPEND_UTF8 (&doc, "_id", id);
-    BSON_APPEND_UTF8 (&doc, "case_id", row->case_id);
+    BSON_APPEND_INT64 (&doc, "case_seq", row->case_seq);
     BSON_APPEND_INT64 (&doc, "version", row->version);
+    BSON_APPEND_UTF8 (&doc, "case_id", row->case_id);
     BSON_APPEND_INT64 (&doc, "position", row->position);
     bson_append_utf8 (&doc, "json", -1, row->json, (int) row->json_size);
     int rc = s_queue_insert (self, S_EVENTS, &doc);

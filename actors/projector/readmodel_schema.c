@@ -73,12 +73,16 @@ const char readmodel_schema_sql [] =
     "CREATE INDEX IF NOT EXISTS documents_by_case ON documents (case_id, seq);\n"
     "\n"
     "-- The audit trail: a projection of the log itself, so the gateway reads only read models.\n"
+    "-- Keyed by the case's seq rather than its id: the events of a new case go to the end of\n"
+    "-- the table, where a key of random-looking ids put every event on a random page (the\n"
+    "-- largest share of the pages the projector wrote). An older file is rebuilt from the log.\n"
     "CREATE TABLE IF NOT EXISTS case_events (\n"
-    "    case_id  TEXT NOT NULL,\n"
+    "    case_seq INTEGER NOT NULL,       -- cases.seq of the case\n"
     "    version  INTEGER NOT NULL,\n"
+    "    case_id  TEXT NOT NULL,\n"
     "    position INTEGER NOT NULL,\n"
     "    json     TEXT NOT NULL,          -- {\"position\",\"version\",\"event_id\",\"type\",\"timestamp\",\"command_id\",\"data\":{...}}\n"
-    "    PRIMARY KEY (case_id, version)\n"
+    "    PRIMARY KEY (case_seq, version)\n"
     ");\n";
 
 /* Poison events: recorded, skipped, never retried (not part of schemas/readmodels.sql). */

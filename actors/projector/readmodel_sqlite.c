@@ -83,8 +83,8 @@ static const char *s_sql [S_STMT_COUNT] = {
                          "VALUES (?1, ?2, ?3, ?7, ?4, ?5) ON CONFLICT (id) DO NOTHING",
     [S_DOC_UPD]        = "UPDATE documents SET status = ?7, updated_position = ?4, json = ?5 "
                          "WHERE id = ?1 AND updated_position < ?4",
-    [S_EVENT_PUT]      = "INSERT INTO case_events (case_id, version, position, json) VALUES (?1, ?2, ?3, ?4) "
-                         "ON CONFLICT (case_id, version) DO NOTHING",
+    [S_EVENT_PUT]      = "INSERT INTO case_events (case_seq, version, case_id, position, json) "
+                         "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (case_seq, version) DO NOTHING",
     [S_EVENT_PUT_MANY] = NULL,          /* built at open: S_EVENTS_PER_INSERT rows */
     [S_ERROR_PUT]      = "INSERT INTO projector_errors (position, event_id, error) VALUES (?1, ?2, ?3) "
                          "ON CONFLICT (position) DO NOTHING",
@@ -104,7 +104,7 @@ static const char *s_sql [S_STMT_COUNT] = {
 
 /* An audit-trail row waiting for its statement; text holds case_id then json. */
 typedef struct {
-    int64_t version, position;
+    int64_t case_seq, version, position;
     size_t at, case_id_len, json_len;
 } s_pending_t;
 
@@ -135,6 +135,23 @@ s_exec (s_self_t *self, const char *sql)
     if (sqlite3_exec (self->db, sql, NULL, NULL, &err) != SQLITE_OK) {
         log_error (NULL, NULL, "projection: %s: %s", self->path, err ? err : sqlite3_errmsg (self->db));
         sqlite3_free (err);
+        return -1;
+    }
+    return 0;
+}
+
+/* *flag = 1 when sql returns a row. 0 ok, -1 failed (logged). */
+static int
+s_query_flag (s_self_t *self, const char *sql, int *flag)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2 (self->db, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step (st);
+    *flag = rc == SQLITE_ROW;
+    sqlite3_finalize (st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        log_error (NULL, NULL, "projection: %s: %s", self->path, sqlite3_errmsg (self->db));
         return -1;
     }
     return 0;
@@ -175,6 +192,18 @@ s_sync_path (const char *path, int directory)
     return rc;
 }
 
+/* Binds one audit-trail row at parameters base+1..base+5 (the column order of
+ * S_EVENT_PUT). */
+static void
+s_bind_event (sqlite3_stmt *st, int base, const char *text, const s_pending_t *e)
+{
+    sqlite3_bind_int64 (st, base + 1, e->case_seq);
+    sqlite3_bind_int64 (st, base + 2, e->version);
+    sqlite3_bind_text (st, base + 3, text + e->at, (int) e->case_id_len, SQLITE_STATIC);
+    sqlite3_bind_int64 (st, base + 4, e->position);
+    sqlite3_bind_text (st, base + 5, text + e->at + e->case_id_len, (int) e->json_len, SQLITE_STATIC);
+}
+
 /* Writes the audit-trail rows waiting for their statement: full groups with the
  * many-row statement, the rest one by one. 0 ok, -1 failed (logged). */
 static int
@@ -186,11 +215,7 @@ s_flush_events (s_self_t *self)
         sqlite3_stmt *st = self->stmt [S_EVENT_PUT_MANY];
         for (size_t i = 0; i < n; i++) {
             s_pending_t *e = &self->pending [i];
-            int base = (int) i * 4;
-            sqlite3_bind_text (st, base + 1, self->text + e->at, (int) e->case_id_len, SQLITE_STATIC);
-            sqlite3_bind_int64 (st, base + 2, e->version);
-            sqlite3_bind_int64 (st, base + 3, e->position);
-            sqlite3_bind_text (st, base + 4, self->text + e->at + e->case_id_len, (int) e->json_len, SQLITE_STATIC);
+            s_bind_event (st, (int) i * 5, self->text, e);
         }
         rc = s_step_done (self, st);
     }
@@ -198,10 +223,7 @@ s_flush_events (s_self_t *self)
         for (size_t i = 0; i < n && rc == 0; i++) {
             s_pending_t *e = &self->pending [i];
             sqlite3_stmt *st = self->stmt [S_EVENT_PUT];
-            sqlite3_bind_text (st, 1, self->text + e->at, (int) e->case_id_len, SQLITE_STATIC);
-            sqlite3_bind_int64 (st, 2, e->version);
-            sqlite3_bind_int64 (st, 3, e->position);
-            sqlite3_bind_text (st, 4, self->text + e->at + e->case_id_len, (int) e->json_len, SQLITE_STATIC);
+            s_bind_event (st, 0, self->text, e);
             rc = s_step_done (self, st);
         }
     self->pending_count = 0;
@@ -262,15 +284,15 @@ s_close (void *impl)
 static char *
 s_events_many_sql (void)
 {
-    const char *head = "INSERT INTO case_events (case_id, version, position, json) VALUES ";
-    const char *tail = " ON CONFLICT (case_id, version) DO NOTHING";
-    size_t size = strlen (head) + strlen (tail) + S_EVENTS_PER_INSERT * 12 + 1;
+    const char *head = "INSERT INTO case_events (case_seq, version, case_id, position, json) VALUES ";
+    const char *tail = " ON CONFLICT (case_seq, version) DO NOTHING";
+    size_t size = strlen (head) + strlen (tail) + S_EVENTS_PER_INSERT * 14 + 1;
     char *sql = malloc (size);
     if (!sql)
         return NULL;
     size_t n = (size_t) snprintf (sql, size, "%s", head);
     for (int i = 0; i < S_EVENTS_PER_INSERT; i++)
-        n += (size_t) snprintf (sql + n, size - n, "%s(?,?,?,?)", i ? "," : "");
+        n += (size_t) snprintf (sql + n, size - n, "%s(?,?,?,?,?)", i ? "," : "");
     snprintf (sql + n, size - n, "%s", tail);
     return sql;
 }
@@ -284,6 +306,35 @@ s_on_busy (void *arg, int count)
         return 0;
     usleep (S_BUSY_POLL_US);
     return 1;
+}
+
+/* Read models of an older layout (the audit trail keyed by case id) cannot be
+ * altered in place: they are dropped, checkpoints included, so the projector builds
+ * them again from the log. In one transaction, checked again inside it, since the
+ * partitions of a scaled projector open the file side by side. 0 ok, -1 failed. */
+static int
+s_drop_old_layout (s_self_t *self)
+{
+    static const char *old_layout =
+        "SELECT 1 FROM pragma_table_info('case_events') WHERE name = 'case_id' "
+        "AND NOT EXISTS (SELECT 1 FROM pragma_table_info('case_events') WHERE name = 'case_seq')";
+    int old = 0;
+    if (s_query_flag (self, old_layout, &old) || !old)
+        return old ? -1 : 0;
+    if (s_exec (self, "BEGIN IMMEDIATE"))
+        return -1;
+    if (s_query_flag (self, old_layout, &old) == 0 && old) {
+        log_warn (NULL, NULL, "projection: %s has read models of an older layout: "
+                  "dropping them to build them again from the log", self->path);
+        if (s_exec (self, "DROP TABLE IF EXISTS case_events; DROP TABLE IF EXISTS documents; "
+                          "DROP TABLE IF EXISTS beneficial_owners; DROP TABLE IF EXISTS persons; "
+                          "DROP TABLE IF EXISTS companies; DROP TABLE IF EXISTS cases; "
+                          "DROP TABLE IF EXISTS projector_errors; DROP TABLE IF EXISTS checkpoint;")) {
+            sqlite3_exec (self->db, "ROLLBACK", NULL, NULL, NULL);
+            return -1;
+        }
+    }
+    return s_exec (self, "COMMIT");
 }
 
 /* 1 when db's journal is a WAL (not so for an in-memory database). */
@@ -336,6 +387,7 @@ s_open_file (const char *path, int bulk)
                                  /* a catch-up's or a rebuild's big WAL does not stay on disk */
                                  "PRAGMA journal_size_limit = 67108864;";
     if (s_exec (self, pragmas)
+    ||  (!bulk && s_drop_old_layout (self))
     ||  s_exec (self, readmodel_schema_sql)
     ||  s_exec (self, readmodel_schema_errors_sql))
         goto fail;
@@ -712,6 +764,7 @@ s_put_event (void *impl, const rm_event_row_t *row)
         self->text_cap = cap;
     }
     s_pending_t *e = &self->pending [self->pending_count++];
+    e->case_seq = row->case_seq;
     e->version = row->version;
     e->position = row->position;
     e->at = self->text_size;

@@ -48,6 +48,7 @@ typedef struct {
 
 typedef struct {
     const char *case_id;
+    int64_t case_seq;           /* the case's seq (SQLite keys the audit trail by it) */
     int64_t version;
     int64_t position;
     const char *json;

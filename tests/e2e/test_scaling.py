@@ -47,7 +47,7 @@ TIME = re.compile(r'"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z"')
 POSITION_IN_JSON = re.compile(r'"position":\d+')
 # Each run starts its own traces (the handler begins one for a command that has none).
 TRACEPARENT_IN_JSON = re.compile(r'(\\?"traceparent\\?":\\?")[0-9a-f-]+')
-POSITION_COLUMNS = {"seq", "updated_position", "position"}
+POSITION_COLUMNS = {"seq", "updated_position", "position", "case_seq"}
 
 
 def partition_of(case_id, count):

@@ -247,7 +247,7 @@ s_create_db (const char *dir)
         "INSERT INTO persons VALUES ('p1', 'c1', NULL, 2, 2, '{\"id\":\"p1\"}');"
         "INSERT INTO beneficial_owners VALUES ('b1', 'co1', 'c2', 7, 7, '{\"id\":\"b1\"}');"
         "INSERT INTO documents VALUES ('d1', 'c1', 3, 'UPLOADED', 3, '{\"id\":\"d1\"}');"
-        "INSERT INTO case_events VALUES ('c1', 1, 1, '{\"version\":1}');");
+        "INSERT INTO case_events VALUES (1, 1, 'c1', 1, '{\"version\":1}');");
     sqlite3_close (db);
     return 0;
 }

@@ -74,8 +74,8 @@ s_create_db (const char *path)
         "INSERT INTO beneficial_owners VALUES ('b1', 'co1', 'c2', 7, 7, '{\"id\":\"b1\"}');"
         "INSERT INTO documents VALUES ('d2', 'c1', 4, 'AWAITING_UPLOAD', 4, '{\"id\":\"d2\"}');"
         "INSERT INTO documents VALUES ('d1', 'c1', 3, 'UPLOADED', 3, '{\"id\":\"d1\"}');"
-        "INSERT INTO case_events VALUES ('c1', 2, 2, '{\"version\":2}');"
-        "INSERT INTO case_events VALUES ('c1', 1, 1, '{\"version\":1}');");
+        "INSERT INTO case_events VALUES (1, 2, 'c1', 2, '{\"version\":2}');"
+        "INSERT INTO case_events VALUES (1, 1, 'c1', 1, '{\"version\":1}');");
     sqlite3_close (db);
 }
 

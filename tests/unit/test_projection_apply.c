@@ -50,6 +50,47 @@ s_count (const char *path, const char *sql)
     return n;
 }
 
+/* A file of the older layout (audit trail keyed by case id) is dropped at open and
+ * built again from the log: its checkpoint is gone, the events are projected anew,
+ * and the audit trail is keyed by the case's seq. */
+static void
+test_older_layout_is_rebuilt (void **state)
+{
+    (void) state;
+    t_tmp_t tmp;
+    t_tmp_new (&tmp, "readmodels.db");
+    sqlite3 *db = NULL;
+    assert_int_equal (sqlite3_open (tmp.path, &db), SQLITE_OK);
+    assert_int_equal (sqlite3_exec (db,
+        "CREATE TABLE checkpoint (name TEXT PRIMARY KEY, position INTEGER NOT NULL);"
+        "INSERT INTO checkpoint VALUES ('projector', 42);"
+        "CREATE TABLE cases (id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE, client_id TEXT NOT NULL,"
+        " traitement_type TEXT NOT NULL, status TEXT NOT NULL, updated_position INTEGER NOT NULL,"
+        " summary_json TEXT NOT NULL, full_json TEXT NOT NULL);"
+        "INSERT INTO cases VALUES ('old', 1, 'C', 'KYC', 'OPEN', 1, '{}', '{}');"
+        "CREATE TABLE case_events (case_id TEXT NOT NULL, version INTEGER NOT NULL, position INTEGER NOT NULL,"
+        " json TEXT NOT NULL, PRIMARY KEY (case_id, version));"
+        "INSERT INTO case_events VALUES ('old', 1, 1, '{}');", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close (db);
+
+    projection_t *p = projection_new (tmp.path);
+    assert_non_null (p);
+    assert_int_equal (projection_checkpoint (p), 0);
+    assert_int_equal (s_count (tmp.path, "SELECT count(*) FROM cases"), 0);
+    t_log_t log = { 0 };
+    t_kyc_case (&log);
+    assert_int_equal (projection_apply (p, log.events, log.count), 0);
+    assert_int_equal (s_count (tmp.path, "SELECT count(*) FROM case_events e JOIN cases c ON e.case_seq = c.seq "
+                                         "AND e.case_id = c.id"), 6);
+    projection_destroy (&p);
+    /* opened again, the new layout stays as it is */
+    p = projection_new (tmp.path);
+    assert_non_null (p);
+    assert_int_equal (projection_checkpoint (p), 6);
+    projection_destroy (&p);
+    t_tmp_destroy (&tmp);
+}
+
 static void
 test_kyc_case_fills_every_table (void **state)
 {
@@ -526,6 +567,7 @@ main (void)
         cmocka_unit_test (test_rows_put_twice),
         cmocka_unit_test (test_rollback_keeps_old_rows),
         cmocka_unit_test (test_readmodel_file_check),
+        cmocka_unit_test (test_older_layout_is_rebuilt),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -302,7 +302,8 @@ t_mongo_dump (mongoc_client_t *client, const char *db)
         { "beneficial_owners", "rm_beneficial_owners", { "_id", "company_id", "case_id", "seq", "updated_position",
                                                          "json" }, { "_id" } },
         { "documents", "rm_documents", { "_id", "case_id", "seq", "status", "updated_position", "json" }, { "_id" } },
-        { "case_events", "rm_case_events", { "case_id", "version", "position", "json" }, { "case_id", "version" } },
+        { "case_events", "rm_case_events", { "case_seq", "version", "case_id", "position", "json" },
+          { "case_seq", "version" } },
         { "projector_errors", "rm_projector_errors", { "_id", "event_id", "error" }, { "_id" } },
     };
     size_t cap = 1 << 16, len = 0;
