@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "endpoints.h"
+#include "heap_trim.h"
 #include "kafka_config.h"
 #include "log.h"
 #include "metrics_export.h"
@@ -65,6 +66,7 @@ typedef struct {
     int64_t dirty_at;           /* when done got ahead of stored */
     uint64_t sent;
     int kafka;                  /* the Kafka sink is on */
+    heap_trim_t trim;           /* a burst's memory goes back once the feed is quiet */
     int stopping;
     int broken;                 /* a sink failed for good: stop, the supervisor restarts us */
 } self_t;
@@ -146,6 +148,7 @@ static int
 s_on_events (const event_t *events, size_t count, void *arg)
 {
     self_t *self = (self_t *) arg;
+    heap_trim_busy (&self->trim, zclock_mono ());
     notifier_item_t *items = calloc (count, sizeof (notifier_item_t));
     char **texts = calloc (count, sizeof (char *));
     char (*topics) [NOTIFIER_TOPIC_MAX] = calloc (count, NOTIFIER_TOPIC_MAX);
@@ -256,6 +259,9 @@ s_timeout (self_t *self)
         if (t >= 0 && t < timeout)
             timeout = t;
     }
+    int trim = heap_trim_tick (&self->trim, zclock_mono ());
+    if (trim >= 0 && trim < timeout)
+        timeout = trim;
     return timeout;
 }
 
@@ -290,6 +296,7 @@ s_self_new (config_t *config, zsock_t *pipe)
         return NULL;
     self->config = config;
     self->pipe = pipe;
+    heap_trim_init (&self->trim, HEAP_TRIM_QUIET_MS);
     self->db_path = config_data_path (config, "notifier.db");
     const char *file = config_get (config, "notify_file", NULL);
     self->notify_file = file ? strdup (file) : config_data_path (config, "notifications.jsonl");

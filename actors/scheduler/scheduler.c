@@ -10,6 +10,7 @@
 
 #include "endpoints.h"
 #include "envelope.h"
+#include "heap_trim.h"
 #include "ids.h"
 #include "log.h"
 #include "metrics_export.h"
@@ -60,6 +61,7 @@ typedef struct {
     uint64_t reported [3];          /* sent, resolved, unavailable as last exported */
     int64_t metrics_at_ms;          /* next metrics update */
     int64_t sync_at_ms;             /* when to store a checkpoint moved in memory; 0 none due */
+    heap_trim_t trim;               /* a burst's memory goes back once the feed is quiet */
     int stopping;
 } self_t;
 
@@ -79,6 +81,7 @@ s_on_events (const event_t *events, size_t count, void *arg)
 {
     self_t *self = (self_t *) arg;
     size_t added = 0;
+    heap_trim_busy (&self->trim, zclock_mono ());
     if (scheduler_db_apply (self->db, events, count, &added) != 0)
         return -1;              /* the same batch comes again after a back-off */
     if (added) {
@@ -327,6 +330,7 @@ s_self_new (config_t *config, zsock_t *pipe)
         return NULL;
     self->config = config;
     self->pipe = pipe;
+    heap_trim_init (&self->trim, HEAP_TRIM_QUIET_MS);
     self->retry_ms = config_get_long (config, "scheduler_retry_ms", S_RETRY_MS);
     if (self->retry_ms < 10 || self->retry_ms > 3600000)
         self->retry_ms = S_RETRY_MS;
@@ -396,6 +400,9 @@ s_timeout (self_t *self, int64_t now)
         if (sync < timeout)
             timeout = sync < 0 ? 0 : (int) sync;
     }
+    int trim = heap_trim_tick (&self->trim, now);
+    if (trim >= 0 && trim < timeout)
+        timeout = trim;
     int64_t due = self->next_dispatch_ms - now;
     if (due < 0)
         due = 0;
