@@ -550,9 +550,10 @@ main (int argc, char **argv)
         free (records);
         return 1;
     }
-    /* Produced records are never answered with their case id: compute it as Dossier
-     * does (the same derivation as ingest's, from the record's natural key). */
-    for (size_t i = 0; brokers && i < count; i++) {
+    /* Produced records are never answered with their case id: to poll each by id,
+     * compute it as Dossier does (the same derivation as ingest's, from the record's
+     * natural key). The list watcher reads it from the list instead. */
+    for (size_t i = 0; brokers && !watch_list && i < count; i++) {
         json_t *record = json_loadb (records [i].line, records [i].size, 0, NULL);
         char command [COMMAND_ID_MAX];
         command_id_from_record (record, records [i].line, records [i].size, command);

@@ -12,6 +12,7 @@
 #include "handler_metrics.h"
 #include "handler_rules.h"
 #include "handler_store.h"
+#include "heap_trim.h"
 
 #include "case.h"
 #include "command_id.h"
@@ -25,7 +26,6 @@
 #include "store_proto.h"
 
 #include <errno.h>
-#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -805,7 +805,8 @@ handler_run (handler_t *self, zsock_t *pipe)
     self->next_heartbeat_ms = zclock_mono () + S_HEARTBEAT_MS;
     /* After a burst, memory goes back to the system once nothing is in hand for a
      * moment: the burst's records and events would otherwise stay in the process. */
-    int64_t trim_at_ms = -1;
+    heap_trim_t trim;
+    heap_trim_init (&trim, S_IDLE_MS);
     /* A line per command (its correlation ids at info): held and written a few
      * kilobytes at a time, flushed before every wait, rather than a write each. */
     log_hold (1);
@@ -815,15 +816,11 @@ handler_run (handler_t *self, zsock_t *pipe)
         log_flush ();
         int64_t now = zclock_mono ();
         if (self->commands > 0)
-            trim_at_ms = now + S_IDLE_MS;
-        else
-        if (trim_at_ms >= 0 && now >= trim_at_ms) {
-            malloc_trim (0);
-            trim_at_ms = -1;
-        }
+            heap_trim_busy (&trim, now);
+        int trim_wait = heap_trim_tick (&trim, now);
         int64_t timeout = self->next_heartbeat_ms > now ? self->next_heartbeat_ms - now : 0;
-        if (trim_at_ms >= 0 && trim_at_ms - now < timeout)
-            timeout = trim_at_ms > now ? trim_at_ms - now : 0;
+        if (trim_wait >= 0 && trim_wait < timeout)
+            timeout = trim_wait;
         int64_t store_timeout = handler_store_timeout (self->store, now);
         if (store_timeout >= 0 && store_timeout < timeout)
             timeout = store_timeout;

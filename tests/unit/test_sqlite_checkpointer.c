@@ -49,6 +49,18 @@ s_file_size (const char *path)
     return stat (path, &st) == 0 ? (long) st.st_size : -1;
 }
 
+/* The test's database in WAL mode with its one table, after the extra pragmas. */
+static sqlite3 *
+s_open_wal (const char *pragmas)
+{
+    sqlite3 *db = NULL;
+    char sql [256];
+    snprintf (sql, sizeof sql, "PRAGMA journal_mode = WAL; %s CREATE TABLE t (v BLOB);", pragmas);
+    assert_int_equal (sqlite3_open (s_path, &db), SQLITE_OK);
+    assert_int_equal (sqlite3_exec (db, sql, NULL, NULL, NULL), SQLITE_OK);
+    return db;
+}
+
 /* Commits `rows` rows of ~1 KiB, one transaction each. */
 static void
 s_write (sqlite3 *db, int rows)
@@ -62,10 +74,7 @@ static void
 test_the_thread_checkpoints (void **state)
 {
     (void) state;
-    sqlite3 *db = NULL;
-    assert_int_equal (sqlite3_open (s_path, &db), SQLITE_OK);
-    assert_int_equal (sqlite3_exec (db, "PRAGMA journal_mode = WAL; CREATE TABLE t (v BLOB);", NULL, NULL, NULL),
-                      SQLITE_OK);
+    sqlite3 *db = s_open_wal ("");
     /* the writer itself never checkpoints below 1,000,000 frames: only the thread does */
     sqlite_checkpointer_t *c = sqlite_checkpointer_new (db, s_path, 20, 1000000);
     assert_non_null (c);
@@ -87,10 +96,7 @@ static void
 test_without_thread_nothing_moves (void **state)
 {
     (void) state;
-    sqlite3 *db = NULL;
-    assert_int_equal (sqlite3_open (s_path, &db), SQLITE_OK);
-    assert_int_equal (sqlite3_exec (db, "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0; "
-                                        "CREATE TABLE t (v BLOB);", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3 *db = s_open_wal ("PRAGMA wal_autocheckpoint = 0;");
     long before = s_file_size (s_path);
     s_write (db, 100);
     usleep (200000);
@@ -104,10 +110,7 @@ static void
 test_destroy_gives_checkpoints_back (void **state)
 {
     (void) state;
-    sqlite3 *db = NULL;
-    assert_int_equal (sqlite3_open (s_path, &db), SQLITE_OK);
-    assert_int_equal (sqlite3_exec (db, "PRAGMA journal_mode = WAL; CREATE TABLE t (v BLOB);", NULL, NULL, NULL),
-                      SQLITE_OK);
+    sqlite3 *db = s_open_wal ("");
     sqlite_checkpointer_t *c = sqlite_checkpointer_new (db, s_path, 1000000, 1000000);
     assert_non_null (c);
     sqlite_checkpointer_destroy (&c);

@@ -244,6 +244,43 @@ test_catchup_then_live (void **state)
     s_fake_stop (&f);
 }
 
+/* A second subscriber on the fake's feed, connected (it has seen a message)
+ * before deadline, to tell when published batches have arrived. */
+static zsock_t *
+s_observer_new (fake_t *f, int64_t deadline)
+{
+    zsock_t *observer = zsock_new_sub (f->pub_ep, "");
+    assert_non_null (observer);
+    while (1) {
+        assert_true (zclock_mono () < deadline);
+        s_publish (f, 1, 1);
+        zpoller_t *poller = zpoller_new (observer, NULL);
+        void *which = zpoller_wait (poller, 20);
+        zpoller_destroy (&poller);
+        if (which)
+            return observer;
+    }
+}
+
+/* Waits until observer has received n batches that start after position. */
+static void
+s_observer_wait (zsock_t *observer, int64_t position, int n, int64_t deadline)
+{
+    int seen = 0;
+    while (seen < n) {
+        assert_true (zclock_mono () < deadline);
+        zmsg_t *msg = NULL;
+        envelope_t env;
+        assert_int_equal (envelope_recv (zsock_resolve (observer), 0, NULL, &msg, &env), 0);
+        event_batch_t batch;
+        assert_int_equal (event_batch_decode (env.body, env.body_size, &batch), 0);
+        if (batch.count && batch.events [0].position > position)
+            seen++;
+        event_batch_destroy (&batch);
+        zmsg_destroy (&msg);
+    }
+}
+
 /* Live messages already queued are delivered together, in order, once: here the
  * consumer is busy while five appends are published, then gets them in at most
  * five calls, without a read. */
@@ -260,18 +297,8 @@ test_queued_live_batches_are_applied_together (void **state)
     s_run (sub, &f, &c, 10, 5000);
     s_wait_live (sub, &f, &c);
     /* an observer on the same feed tells when the five appends have arrived */
-    zsock_t *observer = zsock_new_sub (f.pub_ep, "");
-    assert_non_null (observer);
     int64_t deadline = zclock_mono () + 5000;
-    while (1) {
-        assert_true (zclock_mono () < deadline);
-        s_publish (&f, 1, 1);
-        zpoller_t *poller = zpoller_new (observer, NULL);
-        void *which = zpoller_wait (poller, 20);
-        zpoller_destroy (&poller);
-        if (which)
-            break;
-    }
+    zsock_t *observer = s_observer_new (&f, deadline);
     subscription_stats_t st;
     subscription_stats (sub, &st);
     uint64_t reads = st.reads_sent;
@@ -279,19 +306,7 @@ test_queued_live_batches_are_applied_together (void **state)
     f.count = 20;
     for (int64_t p = 11; p <= 20; p += 2)
         s_publish (&f, p, p + 1);
-    int seen = 0;
-    while (seen < 5) {
-        assert_true (zclock_mono () < deadline);
-        zmsg_t *msg = NULL;
-        envelope_t env;
-        assert_int_equal (envelope_recv (zsock_resolve (observer), 0, NULL, &msg, &env), 0);
-        event_batch_t batch;
-        assert_int_equal (event_batch_decode (env.body, env.body_size, &batch), 0);
-        if (batch.count && batch.events [0].position > 10)
-            seen++;
-        event_batch_destroy (&batch);
-        zmsg_destroy (&msg);
-    }
+    s_observer_wait (observer, 10, 5, deadline);
     s_run (sub, &f, &c, 20, 5000);
     assert_int_equal (c.last, 20);
     assert_true (c.batches - calls <= 5);
@@ -318,18 +333,8 @@ test_linger_gathers_live_batches (void **state)
     s_wait_live (sub, &f, &c);
     assert_true (subscription_live_due (sub));          /* no linger: always due */
     subscription_set_linger (sub, 1000);
-    zsock_t *observer = zsock_new_sub (f.pub_ep, "");
-    assert_non_null (observer);
     int64_t deadline = zclock_mono () + 5000;
-    while (1) {                                         /* the observer is connected */
-        assert_true (zclock_mono () < deadline);
-        s_publish (&f, 1, 1);
-        zpoller_t *poller = zpoller_new (observer, NULL);
-        void *which = zpoller_wait (poller, 20);
-        zpoller_destroy (&poller);
-        if (which)
-            break;
-    }
+    zsock_t *observer = s_observer_new (&f, deadline);
     /* one append, handled: the feed is empty, so it rests */
     f.count = 11;
     s_publish (&f, 11, 11);
@@ -343,19 +348,7 @@ test_linger_gathers_live_batches (void **state)
     s_publish (&f, 12, 12);
     s_publish (&f, 13, 14);
     s_publish (&f, 15, 15);
-    int seen = 0;
-    while (seen < 3) {
-        assert_true (zclock_mono () < deadline);
-        zmsg_t *msg = NULL;
-        envelope_t env;
-        assert_int_equal (envelope_recv (zsock_resolve (observer), 0, NULL, &msg, &env), 0);
-        event_batch_t batch;
-        assert_int_equal (event_batch_decode (env.body, env.body_size, &batch), 0);
-        if (batch.count && batch.events [0].position > 11)
-            seen++;
-        event_batch_destroy (&batch);
-        zmsg_destroy (&msg);
-    }
+    s_observer_wait (observer, 11, 3, deadline);
     while (!subscription_live_due (sub)) {
         assert_true (zclock_mono () < deadline);
         zclock_sleep (subscription_timeout (sub) + 1);
